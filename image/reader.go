@@ -1,0 +1,374 @@
+package image
+
+import (
+	"container/list"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Reader gives random access to the partition an image holds: ReadAt at any
+// partition offset returns the stored bytes, and zeros for free and excluded
+// clusters. It is safe for concurrent use.
+type Reader struct {
+	Header *Header
+	Footer *Footer
+	Bitmap []byte
+
+	src    io.ReaderAt
+	closer io.Closer
+	size   int64
+	frames []frame
+	ix     *index
+	cache  *chunkCache
+}
+
+// Options tune a Reader.
+type Options struct {
+	CacheBytes int64 // byte cap of the decompressed-chunk cache; 0 = 64 MiB
+}
+
+// Open opens an image file (the first volume of a split image) and checks
+// its header, bitmap, chunk table and footer. Chunk data is checked when
+// read; Verify checks all of it.
+func Open(name string, opts *Options) (*Reader, error) {
+	m, err := openParts(name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := NewReader(m, m.size(), opts)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := m.checkSplit(r.Header.SplitSize); err != nil {
+		m.Close()
+		return nil, err
+	}
+	r.closer = m
+	return r, nil
+}
+
+// NewReader reads an image of size bytes from src.
+func NewReader(src io.ReaderAt, size int64, opts *Options) (*Reader, error) {
+	r := &Reader{src: src, size: size}
+	if err := r.load(); err != nil {
+		return nil, err
+	}
+	cb := int64(64 << 20)
+	if opts != nil && opts.CacheBytes > 0 {
+		cb = opts.CacheBytes
+	}
+	r.cache = newChunkCache(cb)
+	return r, nil
+}
+
+func (r *Reader) readAt(p []byte, off int64, region string) error {
+	n, err := r.src.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return &FormatError{Region: region, Offset: off + int64(n), Msg: fmt.Sprintf("read %d bytes at %d: %v", len(p), off, err), Err: ErrTruncated}
+}
+
+func (r *Reader) load() error {
+	var first [16]byte
+	if r.size < 16 {
+		return &FormatError{Region: "header", Offset: 0, Msg: fmt.Sprintf("file is %d bytes, too short for an image", r.size), Err: ErrTruncated}
+	}
+	if err := r.readAt(first[:], 0, "header"); err != nil {
+		return err
+	}
+	hl, err := PeekHeaderLen(first[:])
+	if err != nil {
+		return err
+	}
+	if hl > r.size {
+		return &FormatError{Region: "header", Offset: r.size, Msg: fmt.Sprintf("header needs %d bytes, file has %d", hl, r.size), Err: ErrTruncated}
+	}
+	hb := make([]byte, hl)
+	if err := r.readAt(hb, 0, "header"); err != nil {
+		return err
+	}
+	h, err := DecodeHeader(hb)
+	if err != nil {
+		return err
+	}
+	r.Header = h
+	// Everything below is bounded by the file size before it is allocated.
+	minLen := hl + h.BitmapLen + 4 + int64(h.ChunkCount)*frameHeaderLen + 12 + int64(h.ChunkCount)*tableEntryLen + FooterLen
+	if minLen > r.size {
+		return &FormatError{Region: "footer", Offset: r.size, Msg: fmt.Sprintf("image is %d bytes; its header needs at least %d: truncated", r.size, minLen), Err: ErrTruncated}
+	}
+	fb := make([]byte, FooterLen)
+	if err := r.readAt(fb, r.size-FooterLen, "footer"); err != nil {
+		return err
+	}
+	f, err := decodeFooter(fb, r.size-FooterLen)
+	if err != nil {
+		return err
+	}
+	r.Footer = f
+	if f.ImageLen != r.size {
+		return &FormatError{Region: "footer", Offset: r.size - FooterLen, Msg: fmt.Sprintf("footer says the image is %d bytes, it is %d", f.ImageLen, r.size), Err: ErrTruncated}
+	}
+	if f.HeaderCRC != crc(hb) {
+		return &FormatError{Region: "header", Offset: 0, Msg: "header does not match the footer's record of it", Err: ErrChecksum}
+	}
+	bm := make([]byte, h.BitmapLen+4)
+	if err := r.readAt(bm, hl, "bitmap"); err != nil {
+		return err
+	}
+	bcrc := crc(bm[:h.BitmapLen])
+	if bcrc != le32(bm[h.BitmapLen:]) || bcrc != f.BitmapCRC {
+		return &FormatError{Region: "bitmap", Offset: hl, Msg: fmt.Sprintf("CRC32C %08x, stored %08x", bcrc, le32(bm[h.BitmapLen:])), Err: ErrChecksum}
+	}
+	r.Bitmap = bm[:h.BitmapLen:h.BitmapLen]
+	if extra := h.BitmapBits % 8; extra != 0 && r.Bitmap[len(r.Bitmap)-1]>>extra != 0 {
+		return &FormatError{Region: "bitmap", Offset: hl + h.BitmapLen - 1, Msg: "bits set past the last cluster", Err: ErrFormat}
+	}
+	ix, set := newIndex(h, r.Bitmap)
+	if set != h.ImageClusters {
+		return &FormatError{Region: "bitmap", Offset: hl, Msg: fmt.Sprintf("%d clusters marked, header says %d stored", set, h.ImageClusters), Err: ErrFormat}
+	}
+	r.ix = ix
+	return r.loadTable(hl + h.BitmapLen + 4)
+}
+
+func (r *Reader) loadTable(dataStart int64) error {
+	h, f := r.Header, r.Footer
+	tlen := r.size - FooterLen - f.TableOffset
+	want := 12 + int64(h.ChunkCount)*tableEntryLen
+	if f.TableOffset < dataStart || tlen != want || f.ChunkCount != h.ChunkCount {
+		return &FormatError{Region: "footer", Offset: r.size - FooterLen, Msg: fmt.Sprintf("chunk table at %d (%d bytes, %d chunks) does not fit the image (%d chunks expected)", f.TableOffset, tlen, f.ChunkCount, h.ChunkCount), Err: ErrFormat}
+	}
+	tb := make([]byte, tlen)
+	if err := r.readAt(tb, f.TableOffset, "table"); err != nil {
+		return err
+	}
+	tcrc := crc(tb[:tlen-4])
+	if string(tb[:4]) != TableMagic {
+		return &FormatError{Region: "table", Offset: f.TableOffset, Msg: "chunk table magic missing", Err: ErrFormat}
+	}
+	if tcrc != le32(tb[tlen-4:]) || tcrc != f.TableCRC {
+		return &FormatError{Region: "table", Offset: f.TableOffset, Msg: fmt.Sprintf("CRC32C %08x, stored %08x", tcrc, le32(tb[tlen-4:])), Err: ErrChecksum}
+	}
+	rb := readBuf{b: tb[4 : tlen-4]}
+	if n := rb.u32(); n != h.ChunkCount {
+		return &FormatError{Region: "table", Offset: f.TableOffset + 4, Msg: fmt.Sprintf("%d entries, header says %d", n, h.ChunkCount), Err: ErrFormat}
+	}
+	r.frames = make([]frame, h.ChunkCount)
+	next := dataStart
+	for i := range r.frames {
+		fr := &r.frames[i]
+		fr.readEntry(&rb)
+		fr.Index = uint32(i)
+		off := f.TableOffset + 8 + int64(i)*tableEntryLen
+		wantLen := int64(h.ChunkSize)
+		if i == len(r.frames)-1 {
+			wantLen = h.LogicalLen - int64(i)*int64(h.ChunkSize)
+		}
+		switch {
+		case fr.Offset != next:
+			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d at %d, expected %d", i, fr.Offset, next), Err: ErrFormat}
+		case int64(fr.LogicalLen) != wantLen:
+			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d holds %d logical bytes, expected %d", i, fr.LogicalLen, wantLen), Err: ErrFormat}
+		case fr.Codec != CodecNone && fr.Codec != CodecZstd, fr.Codec == CodecNone && fr.StoredLen != fr.LogicalLen:
+			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d: codec %d with %d stored bytes", i, fr.Codec, fr.StoredLen), Err: ErrFormat}
+		case fr.StoredLen > maxChunkSize+maxChunkSize/8:
+			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d: %d stored bytes", i, fr.StoredLen), Err: ErrFormat}
+		}
+		next = fr.Offset + frameHeaderLen + int64(fr.StoredLen)
+		if next > f.TableOffset {
+			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d runs past the table start", i), Err: ErrFormat}
+		}
+	}
+	if next != f.TableOffset {
+		return &FormatError{Region: "table", Offset: f.TableOffset, Msg: fmt.Sprintf("%d unaccounted bytes before the table", f.TableOffset-next), Err: ErrFormat}
+	}
+	return nil
+}
+
+// Size returns the partition length: the size of the logical volume.
+func (r *Reader) Size() int64 { return r.Header.PartLength }
+
+// ImageSize returns the bytes of the image (all volumes).
+func (r *Reader) ImageSize() int64 { return r.size }
+
+// Close releases the files.
+func (r *Reader) Close() error {
+	if r.closer != nil {
+		return r.closer.Close()
+	}
+	return nil
+}
+
+// ReadAt reads partition bytes. A damaged chunk gives a *FormatError for
+// the read that touches it; other ranges stay readable.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("image: negative offset %d", off)
+	}
+	size := r.Header.PartLength
+	if off >= size {
+		return 0, io.EOF
+	}
+	want := len(p)
+	if int64(want) > size-off {
+		p = p[:size-off]
+	}
+	done := 0
+	for done < len(p) {
+		pc := r.ix.locate(off+int64(done), int64(len(p)-done))
+		dst := p[done : done+int(pc.length)]
+		if pc.stream < 0 {
+			clear(dst)
+		} else if err := r.readStream(dst, pc.stream); err != nil {
+			return done, err
+		}
+		done += len(dst)
+	}
+	if done < want {
+		return done, io.EOF
+	}
+	return done, nil
+}
+
+// readStream copies logical-stream bytes starting at so into dst.
+func (r *Reader) readStream(dst []byte, so int64) error {
+	cs := int64(r.Header.ChunkSize)
+	for len(dst) > 0 {
+		ci := so / cs
+		data, err := r.chunk(int(ci))
+		if err != nil {
+			return err
+		}
+		n := copy(dst, data[so-ci*cs:])
+		dst = dst[n:]
+		so += int64(n)
+	}
+	return nil
+}
+
+// chunk returns the logical bytes of chunk i, through the cache.
+func (r *Reader) chunk(i int) ([]byte, error) {
+	if i < 0 || i >= len(r.frames) {
+		return nil, &FormatError{Region: "chunk", Offset: -1, Msg: fmt.Sprintf("chunk %d out of range", i), Err: ErrFormat}
+	}
+	return r.cache.get(i, func() ([]byte, error) { return r.loadChunk(&r.frames[i], false) })
+}
+
+// loadChunk reads, checks and decodes one chunk. With full, the SHA-256 of
+// the logical bytes is checked too (verify); random reads rely on the CRC.
+func (r *Reader) loadChunk(fr *frame, full bool) ([]byte, error) {
+	buf := make([]byte, frameHeaderLen+int(fr.StoredLen))
+	if err := r.readAt(buf, fr.Offset, "chunk"); err != nil {
+		return nil, err
+	}
+	return decodeChunk(buf, fr, full)
+}
+
+// decodeChunk checks a frame (header and stored bytes in buf) against the
+// table entry want and returns the logical bytes.
+func decodeChunk(buf []byte, want *frame, full bool) ([]byte, error) {
+	got, err := decodeFrameHeader(buf, want.Offset)
+	if err != nil {
+		return nil, err
+	}
+	bad := func(off int64, err error, format string, a ...any) error {
+		return &FormatError{Region: "chunk", Offset: off, Msg: fmt.Sprintf("chunk %d: ", want.Index) + fmt.Sprintf(format, a...), Err: err}
+	}
+	if got.Index != want.Index || got.LogicalLen != want.LogicalLen || got.StoredLen != want.StoredLen || got.Codec != want.Codec || got.StoredCRC != want.StoredCRC || got.Sum != want.Sum {
+		return nil, bad(want.Offset, ErrFormat, "frame header disagrees with the chunk table")
+	}
+	stored := buf[frameHeaderLen:]
+	if c := crc(stored); c != want.StoredCRC {
+		return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "data CRC32C %08x, stored %08x", c, want.StoredCRC)
+	}
+	data := stored
+	if want.Codec == CodecZstd {
+		data, err = decoder.DecodeAll(stored, make([]byte, 0, want.LogicalLen))
+		if err != nil {
+			return nil, bad(want.Offset+frameHeaderLen, ErrFormat, "zstd: %v", err)
+		}
+	}
+	if len(data) != int(want.LogicalLen) {
+		return nil, bad(want.Offset+frameHeaderLen, ErrFormat, "%d logical bytes, expected %d", len(data), want.LogicalLen)
+	}
+	if full {
+		if s := sha256Sum(data); s != want.Sum {
+			return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "SHA-256 of the logical bytes differs")
+		}
+	}
+	return data, nil
+}
+
+func le32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+
+// chunkCache is an LRU of decoded chunks bounded in bytes; concurrent
+// requests for one chunk share a single load.
+type chunkCache struct {
+	mu    sync.Mutex
+	cap   int64
+	used  int64
+	ll    *list.List
+	items map[int]*list.Element
+}
+
+type cacheEntry struct {
+	key   int
+	data  []byte
+	err   error
+	ready chan struct{}
+}
+
+func newChunkCache(capBytes int64) *chunkCache {
+	return &chunkCache{cap: capBytes, ll: list.New(), items: map[int]*list.Element{}}
+}
+
+func (c *chunkCache) get(key int, load func() ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	if el, ok := c.items[key]; ok {
+		c.ll.MoveToFront(el)
+		e := el.Value.(*cacheEntry)
+		c.mu.Unlock()
+		<-e.ready
+		return e.data, e.err
+	}
+	e := &cacheEntry{key: key, ready: make(chan struct{})}
+	el := c.ll.PushFront(e)
+	c.items[key] = el
+	c.mu.Unlock()
+
+	e.data, e.err = load()
+	close(e.ready)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.err != nil {
+		// Do not cache failures: a re-read may succeed (transient I/O).
+		if cur, ok := c.items[key]; ok && cur == el {
+			c.ll.Remove(el)
+			delete(c.items, key)
+		}
+		return nil, e.err
+	}
+	c.used += int64(len(e.data))
+	for c.used > c.cap && c.ll.Len() > 1 {
+		back := c.ll.Back()
+		be := back.Value.(*cacheEntry)
+		select {
+		case <-be.ready:
+		default:
+			// Still loading: it is not counted yet; stop evicting.
+			return e.data, nil
+		}
+		c.ll.Remove(back)
+		delete(c.items, be.key)
+		c.used -= int64(len(be.data))
+	}
+	return e.data, nil
+}
