@@ -372,3 +372,38 @@ func (c *chunkCache) get(key int, load func() ([]byte, error)) ([]byte, error) {
 	}
 	return e.data, nil
 }
+
+// Stream returns a StreamReader over this image from its first byte.
+func (r *Reader) Stream() (*StreamReader, error) {
+	return NewStreamReader(io.NewSectionReader(r.src, 0, r.size))
+}
+
+// CheckStored reads every chunk's stored bytes and checks their CRC32C: a
+// fast pass (no decompression) that lets a restore refuse a damaged image
+// before it writes anything.
+func (r *Reader) CheckStored(progress func(done int64)) error {
+	var done int64
+	buf := make([]byte, 0, frameHeaderLen+maxChunkSize)
+	for i := range r.frames {
+		fr := &r.frames[i]
+		buf = buf[:frameHeaderLen+int(fr.StoredLen)]
+		if err := r.readAt(buf, fr.Offset, "chunk"); err != nil {
+			return err
+		}
+		got, err := decodeFrameHeader(buf, fr.Offset)
+		if err != nil {
+			return err
+		}
+		if got.Index != fr.Index || got.StoredLen != fr.StoredLen || got.StoredCRC != fr.StoredCRC || got.Sum != fr.Sum {
+			return &FormatError{Region: "chunk", Offset: fr.Offset, Msg: fmt.Sprintf("chunk %d: frame header disagrees with the chunk table", i), Err: ErrFormat}
+		}
+		if c := crc(buf[frameHeaderLen:]); c != fr.StoredCRC {
+			return &FormatError{Region: "chunk", Offset: fr.Offset + frameHeaderLen, Msg: fmt.Sprintf("chunk %d: data CRC32C %08x, stored %08x", i, c, fr.StoredCRC), Err: ErrChecksum}
+		}
+		done += int64(fr.StoredLen) + frameHeaderLen
+		if progress != nil {
+			progress(done)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,283 @@
+// Package backupcore makes a .cbi image of an NTFS or FAT partition: it
+// reads the boot record, takes the file system's allocation bitmap, clears
+// the bits of files that must not be imaged, and streams the system areas
+// and the remaining used clusters, in ascending order, into an image.Writer.
+package backupcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/volume"
+)
+
+// Version is recorded in every image header.
+var Version = "0.1.0"
+
+// Options describe one backup.
+type Options struct {
+	Source string // block device or file holding one partition
+	Image  string // image path; "-" writes to Output
+	Output io.Writer
+
+	Codec     image.Codec // image.CodecZstd (default when Level > 0) or image.CodecNone
+	Level     int         // zstd level 1..22; 0 with CodecZstd means 3
+	ChunkSize uint32      // 0 = image.DefaultChunkSize
+	Split     int64       // bytes per split volume; 0 = one file
+
+	Excludes          []string // extra globs (see Match)
+	NoDefaultExcludes bool     // image hiberfil.sys, pagefile.sys, swapfile.sys and old images too
+	Force             bool     // back up a source that is mounted read-write
+
+	Progress func(Progress) // called often from the backup goroutine
+	Warn     func(string)   // warnings (dirty or hibernated file system, ...)
+}
+
+// Progress reports how far a backup is.
+type Progress struct {
+	Phase string // "scan", "copy"
+	Done  int64  // logical bytes copied
+	Total int64
+	Start time.Time
+}
+
+// Result describes a finished backup.
+type Result struct {
+	Header     *image.Header
+	ImageBytes int64
+	Digest     [32]byte
+	Warnings   []string
+	Duration   time.Duration
+}
+
+// ErrSourceMounted means the source is mounted read-write and Force is off.
+var ErrSourceMounted = errors.New("backupcore: source is mounted read-write")
+
+// Backup runs a backup. On any error no image is left under opts.Image.
+func Backup(ctx context.Context, opts Options) (*Result, error) {
+	start := time.Now()
+	src, err := sysdev.OpenSource(opts.Source)
+	if err != nil {
+		return nil, fmt.Errorf("open source: %w", err)
+	}
+	defer src.Close()
+	res := &Result{}
+	warn := func(format string, a ...any) {
+		s := fmt.Sprintf(format, a...)
+		res.Warnings = append(res.Warnings, s)
+		if opts.Warn != nil {
+			opts.Warn(s)
+		}
+	}
+	mounts, err := sysdev.MountsOf(opts.Source)
+	if err != nil {
+		warn("cannot tell whether %s is mounted: %v", opts.Source, err)
+	}
+	for _, m := range mounts {
+		if m.ReadOnly {
+			continue
+		}
+		if !opts.Force {
+			return nil, fmt.Errorf("%w at %s (%s): unmount it, remount it read-only, or use --force", ErrSourceMounted, m.Point, m.FSType)
+		}
+		warn("%s is mounted read-write at %s: the image may be inconsistent", opts.Source, m.Point)
+	}
+
+	vol, err := volume.Open(src, src.Size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", opts.Source, err)
+	}
+	info := vol.Info
+	report := func(p Progress) {
+		if opts.Progress != nil {
+			p.Start = start
+			opts.Progress(p)
+		}
+	}
+	report(Progress{Phase: "scan"})
+	bitmap, err := vol.Bitmap()
+	if err != nil {
+		return nil, fmt.Errorf("read allocation bitmap: %w", err)
+	}
+	var flags uint8
+	if info.Dirty {
+		flags |= image.FlagDirty
+		warn("the %s file system is marked dirty (not cleanly unmounted): the image copies it as it is; run chkdsk/fsck on the restored volume", info.Type)
+	}
+	if hib, err := vol.Hibernated(); err != nil {
+		warn("cannot read hiberfil.sys: %v", err)
+	} else if hib {
+		flags |= image.FlagHibernated
+		warn("Windows is hibernated or used Fast Startup on this volume: files written after it resumes are not in the image, and the restored hibernation file is zeroed unless --no-default-excludes")
+	}
+	excl, err := findExclusions(ctx, vol, src, bitmap, rules(opts), !opts.NoDefaultExcludes)
+	if err != nil {
+		return nil, err
+	}
+
+	used := popcount(bitmap)
+	h := &image.Header{
+		FSType: uint8(info.Type), Codec: opts.Codec, SectorSize: info.SectorSize, ClusterSize: info.ClusterSize,
+		ChunkSize: opts.ChunkSize, FSSectors: info.TotalSectors, FSSize: info.Size, ClusterCount: info.ClusterCount,
+		ImageClusters: used, ClusterOrigin: info.ClusterOrigin, PartLength: src.Size, HiddenSectors: info.HiddenSectors,
+		Serial: info.Serial, Created: time.Now().UTC(), SplitSize: opts.Split, Flags: flags,
+		SourceName: opts.Source, ToolVersion: "cbimg " + Version, Label: info.Label, OEMName: info.OEMName,
+		Exclusions: excl,
+	}
+	if h.Codec == image.CodecZstd {
+		if opts.Level == 0 {
+			opts.Level = 3
+		}
+		h.Level = uint8(opts.Level)
+	}
+	for _, e := range vol.SystemExtents() {
+		h.SysExtents = append(h.SysExtents, image.Extent{Offset: e.Offset, Length: e.Length})
+	}
+	h.Finish()
+
+	var out io.Writer
+	var file *image.Output
+	if opts.Image == "-" || opts.Image == "" {
+		if opts.Output == nil {
+			return nil, errors.New("backupcore: no image path and no output writer")
+		}
+		if opts.Split > 0 {
+			return nil, errors.New("backupcore: split volumes need an image path, not a stream")
+		}
+		out = opts.Output
+	} else {
+		if file, err = image.Create(opts.Image, opts.Split); err != nil {
+			return nil, fmt.Errorf("create image: %w", err)
+		}
+		defer file.Abort() // no-op after Commit
+		out = file
+	}
+	w, err := image.NewWriter(out, h, bitmap, image.WriterOptions{})
+	if err != nil {
+		return nil, err
+	}
+	lr := &logicalReader{ctx: ctx, src: src, info: &info, h: h, bitmap: bitmap}
+	lr.progress = func(done int64) { report(Progress{Phase: "copy", Done: done, Total: h.LogicalLen}) }
+	if _, err := w.ReadFrom(lr); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("write image: %w", err)
+	}
+	if file != nil {
+		if err := file.Commit(); err != nil {
+			return nil, fmt.Errorf("write image: %w", err)
+		}
+	}
+	res.Header = h
+	res.ImageBytes = w.Written()
+	res.Digest = w.Digest()
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// logicalReader yields the image's logical stream straight from the
+// source: the system extents in header order, then every cluster whose bit
+// is set, in ascending order, with large reads over contiguous runs.
+type logicalReader struct {
+	ctx      context.Context
+	src      io.ReaderAt
+	info     *volume.Info
+	h        *image.Header
+	bitmap   []byte
+	ext      int   // next system extent
+	extOff   int64 // bytes done of that extent
+	cluster  uint64
+	runLeft  int64 // bytes left in the current cluster run
+	runOff   int64 // partition offset of the next byte of that run
+	done     int64
+	progress func(int64)
+}
+
+const maxRead = 8 << 20
+
+func (l *logicalReader) Read(p []byte) (int, error) {
+	if err := l.ctx.Err(); err != nil {
+		return 0, err
+	}
+	var off int64
+	var n int
+	switch {
+	case l.ext < len(l.h.SysExtents):
+		e := l.h.SysExtents[l.ext]
+		n = int(min(int64(len(p)), e.Length-l.extOff, maxRead))
+		off = e.Offset + l.extOff
+		l.extOff += int64(n)
+		if l.extOff == e.Length {
+			l.ext++
+			l.extOff = 0
+		}
+	default:
+		if l.runLeft == 0 && !l.nextRun() {
+			return 0, io.EOF
+		}
+		n = int(min(int64(len(p)), l.runLeft, maxRead))
+		off = l.runOff
+		l.runOff += int64(n)
+		l.runLeft -= int64(n)
+	}
+	if err := readFull(l.src, p[:n], off); err != nil {
+		return 0, err
+	}
+	l.done += int64(n)
+	if l.progress != nil {
+		l.progress(l.done)
+	}
+	return n, nil
+}
+
+// nextRun moves to the next run of set bits.
+func (l *logicalReader) nextRun() bool {
+	c, e, ok := image.NextRun(l.bitmap, l.h.ClusterCount, l.cluster)
+	l.cluster = e
+	if !ok {
+		return false
+	}
+	l.runOff = l.info.ClusterOffset(c)
+	l.runLeft = int64(e-c) * int64(l.info.ClusterSize)
+	return true
+}
+
+// SourceReadError names the source offset that could not be read.
+type SourceReadError struct {
+	Offset int64
+	Length int
+	Err    error
+}
+
+func (e *SourceReadError) Error() string {
+	return fmt.Sprintf("read source at byte %d (%d bytes): %v", e.Offset, e.Length, e.Err)
+}
+func (e *SourceReadError) Unwrap() error { return e.Err }
+
+func readFull(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return &SourceReadError{Offset: off + int64(n), Length: len(p) - n, Err: err}
+}
+
+func popcount(b []byte) uint64 {
+	var n uint64
+	for _, x := range b {
+		for ; x != 0; x &= x - 1 {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cbimg/cbimg/backupcore"
+	"github.com/cbimg/cbimg/image"
+	"github.com/spf13/cobra"
+)
+
+type backupOptions struct {
+	Compress          string
+	Split             string
+	Excludes          []string
+	NoDefaultExcludes bool
+	Force             bool
+}
+
+func (o *backupOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.Compress, "compress", "zstd", "none, zstd or zstd:LEVEL (1-19)")
+	f.StringVar(&o.Split, "split", "", "split the image into volumes of SIZE (e.g. 4000M, 2G): IMAGE, IMAGE.002, ...")
+	f.StringArrayVar(&o.Excludes, "exclude", nil, "leave out files matching GLOB (case-insensitive; with a / it matches the whole path); repeatable")
+	f.BoolVar(&o.NoDefaultExcludes, "no-default-excludes", false, "also image hiberfil.sys, pagefile.sys, swapfile.sys and cbimg images on the volume")
+	f.BoolVar(&o.Force, "force", false, "back up a source that is mounted read-write")
+}
+
+func newBackupCommand(g *globalOptions) *cobra.Command {
+	o := &backupOptions{}
+	cmd := &cobra.Command{
+		Use:   "backup SOURCE IMAGE",
+		Short: "Back up the used clusters of an NTFS or FAT partition into an image",
+		Long: `backup reads SOURCE (a block device such as /dev/sdb1, or a file holding one
+partition), recognizes NTFS or FAT12/16/32 from its boot record, and writes
+the used clusters plus the file system's system areas to IMAGE ("-" for
+standard output). hiberfil.sys, pagefile.sys, swapfile.sys in the volume root
+and cbimg images found on the volume are left out: they keep their size and
+read as zeros after a restore.
+
+` + exitHelp,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBackup(cmd, g, o, args[0], args[1])
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func parseCompress(s string) (image.Codec, int, error) {
+	name, lvl, hasLevel := strings.Cut(s, ":")
+	switch name {
+	case "none":
+		if hasLevel {
+			return 0, 0, usageError{fmt.Errorf("--compress none takes no level")}
+		}
+		return image.CodecNone, 0, nil
+	case "zstd":
+		level := 3
+		if hasLevel {
+			n, err := strconv.Atoi(lvl)
+			if err != nil || n < 1 || n > 19 {
+				return 0, 0, usageError{fmt.Errorf("--compress zstd:LEVEL needs a level from 1 to 19, not %q", lvl)}
+			}
+			level = n
+		}
+		return image.CodecZstd, level, nil
+	}
+	return 0, 0, usageError{fmt.Errorf("--compress %q: use none, zstd or zstd:LEVEL", s)}
+}
+
+// parseSize reads sizes such as 4096, 650M, 4G, 1.5GiB.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 {
+		return 0, usageError{fmt.Errorf("size %q: use a number with an optional K, M, G or T suffix", s)}
+	}
+	return int64(v * float64(mult)), nil
+}
+
+func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, imagePath string) error {
+	codec, level, err := parseCompress(o.Compress)
+	if err != nil {
+		return err
+	}
+	var split int64
+	if o.Split != "" {
+		if split, err = parseSize(o.Split); err != nil {
+			return err
+		}
+		if split < 1<<20 {
+			return usageError{fmt.Errorf("--split %s: volumes must be at least 1 MiB", o.Split)}
+		}
+	}
+	for _, p := range o.Excludes {
+		if err := backupcore.ValidatePattern(p); err != nil {
+			return usageError{err}
+		}
+	}
+	stdout := cmd.OutOrStdout()
+	if imagePath == "-" {
+		if g.JSON {
+			return usageError{fmt.Errorf("--json needs stdout, which carries the image; write the image to a file")}
+		}
+		if f, ok := stdout.(*os.File); ok && isTerminal(f) {
+			return usageError{fmt.Errorf("refusing to write an image to a terminal; redirect standard output")}
+		}
+	}
+	p := newProgress(g)
+	opts := backupcore.Options{
+		Source: source, Image: imagePath, Output: stdout, Codec: codec, Level: level, Split: split,
+		Excludes: o.Excludes, NoDefaultExcludes: o.NoDefaultExcludes, Force: o.Force,
+		Progress: func(pr backupcore.Progress) { p.update(pr.Phase, pr.Done, pr.Total) },
+		Warn: func(s string) {
+			if !g.Quiet {
+				fmt.Fprintln(os.Stderr, "cbimg: warning:", s)
+			}
+		},
+	}
+	res, err := backupcore.Backup(cmd.Context(), opts)
+	p.done()
+	if err != nil {
+		return err
+	}
+	info := makeInfo(imagePath, res.Header, res.ImageBytes, res.Digest)
+	out := stdout
+	if imagePath == "-" {
+		out = os.Stderr
+	}
+	if g.JSON {
+		return printJSON(out, struct {
+			infoJSON
+			Seconds  float64  `json:"seconds"`
+			Warnings []string `json:"warnings"`
+		}{info, res.Duration.Seconds(), append([]string{}, res.Warnings...)})
+	}
+	say(g, out, "Backed up %s (%s, %s used) to %s: %s in %.1fs\n", source, info.FileSystem, human(info.DataBytes), imagePath, human(res.ImageBytes), res.Duration.Seconds())
+	for _, x := range info.Exclusions {
+		say(g, out, "  excluded %s (%s, %s)\n", x.Path, x.Reason, human(x.Bytes))
+	}
+	return nil
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/volume"
+	"github.com/spf13/cobra"
+)
+
+// infoJSON is the stable --json form of an image header; README.md lists
+// the keys.
+type infoJSON struct {
+	Image            string          `json:"image"`
+	FormatVersion    int             `json:"format_version"`
+	FileSystem       string          `json:"file_system"`
+	Label            string          `json:"label"`
+	Serial           string          `json:"serial"`
+	Source           string          `json:"source"`
+	Created          string          `json:"created"`
+	ToolVersion      string          `json:"tool_version"`
+	PartitionBytes   int64           `json:"partition_bytes"`
+	FileSystemBytes  int64           `json:"file_system_bytes"`
+	SectorSize       uint32          `json:"sector_size"`
+	ClusterSize      uint32          `json:"cluster_size"`
+	ClustersTotal    uint64          `json:"clusters_total"`
+	ClustersStored   uint64          `json:"clusters_stored"`
+	DataBytes        int64           `json:"data_bytes"`
+	ImageBytes       int64           `json:"image_bytes"`
+	Compression      string          `json:"compression"`
+	CompressionLevel int             `json:"compression_level"`
+	CompressionRatio float64         `json:"compression_ratio"`
+	ChunkSize        uint32          `json:"chunk_size"`
+	Chunks           uint32          `json:"chunks"`
+	SplitSize        int64           `json:"split_size"`
+	Dirty            bool            `json:"dirty"`
+	Hibernated       bool            `json:"hibernated"`
+	Digest           string          `json:"digest"`
+	Partition        partitionJSON   `json:"partition"`
+	SystemExtents    []extentJSON    `json:"system_extents"`
+	Exclusions       []exclusionJSON `json:"exclusions"`
+}
+
+type partitionJSON struct {
+	Start         int64  `json:"start"`
+	Length        int64  `json:"length"`
+	Scheme        string `json:"scheme"`
+	MBRType       uint8  `json:"mbr_type"`
+	HiddenSectors uint64 `json:"hidden_sectors"`
+}
+
+type extentJSON struct {
+	Offset int64 `json:"offset"`
+	Length int64 `json:"length"`
+}
+
+type exclusionJSON struct {
+	Path     string `json:"path"`
+	Reason   string `json:"reason"`
+	Clusters uint64 `json:"clusters"`
+	Bytes    int64  `json:"bytes"`
+}
+
+func makeInfo(name string, h *image.Header, imageBytes int64, digest [32]byte) infoJSON {
+	j := infoJSON{
+		Image: name, FormatVersion: int(h.Version), FileSystem: volume.Type(h.FSType).String(), Label: h.Label,
+		Serial: fmt.Sprintf("%016X", h.Serial), Source: h.SourceName, Created: h.Created.UTC().Format(time.RFC3339),
+		ToolVersion: h.ToolVersion, PartitionBytes: h.PartLength, FileSystemBytes: h.FSSize, SectorSize: h.SectorSize,
+		ClusterSize: h.ClusterSize, ClustersTotal: h.ClusterCount, ClustersStored: h.ImageClusters, DataBytes: h.LogicalLen,
+		ImageBytes: imageBytes, Compression: h.Codec.String(), CompressionLevel: int(h.Level), ChunkSize: h.ChunkSize,
+		Chunks: h.ChunkCount, SplitSize: h.SplitSize, Dirty: h.Flags&image.FlagDirty != 0, Hibernated: h.Flags&image.FlagHibernated != 0,
+		Digest:    hex.EncodeToString(digest[:]),
+		Partition: partitionJSON{Start: h.PartStart, Length: h.PartLength, Scheme: [...]string{"none", "mbr", "gpt"}[min(int(h.Scheme), 2)], MBRType: h.MBRType, HiddenSectors: h.HiddenSectors},
+	}
+	if imageBytes > 0 {
+		j.CompressionRatio = float64(h.LogicalLen) / float64(imageBytes)
+	}
+	for _, e := range h.SysExtents {
+		j.SystemExtents = append(j.SystemExtents, extentJSON{e.Offset, e.Length})
+	}
+	j.Exclusions = []exclusionJSON{}
+	for _, x := range h.Exclusions {
+		j.Exclusions = append(j.Exclusions, exclusionJSON{x.Path, x.Reason, x.Clusters, int64(x.Clusters) * int64(h.ClusterSize)})
+	}
+	return j
+}
+
+func printInfo(w io.Writer, j infoJSON) {
+	fmt.Fprintf(w, "Image:            %s\n", j.Image)
+	fmt.Fprintf(w, "File system:      %s, label %q, serial %s\n", j.FileSystem, j.Label, j.Serial)
+	fmt.Fprintf(w, "Source:           %s\n", j.Source)
+	fmt.Fprintf(w, "Created:          %s by %s\n", j.Created, j.ToolVersion)
+	fmt.Fprintf(w, "Partition:        %s (%d bytes), file system %s\n", human(j.PartitionBytes), j.PartitionBytes, human(j.FileSystemBytes))
+	fmt.Fprintf(w, "Sector / cluster: %d / %d bytes\n", j.SectorSize, j.ClusterSize)
+	fmt.Fprintf(w, "Clusters:         %d stored of %d (%.1f%%)\n", j.ClustersStored, j.ClustersTotal, 100*float64(j.ClustersStored)/float64(max(j.ClustersTotal, 1)))
+	fmt.Fprintf(w, "Data:             %s in %d chunks of %s, %s", human(j.DataBytes), j.Chunks, human(int64(j.ChunkSize)), j.Compression)
+	if j.Compression == "zstd" {
+		fmt.Fprintf(w, " level %d", j.CompressionLevel)
+	}
+	fmt.Fprintf(w, "\nImage size:       %s (ratio %.2f)\n", human(j.ImageBytes), j.CompressionRatio)
+	if j.SplitSize > 0 {
+		fmt.Fprintf(w, "Split:            volumes of %s\n", human(j.SplitSize))
+	}
+	if j.Dirty {
+		fmt.Fprintf(w, "Warning:          the file system was marked dirty at backup\n")
+	}
+	if j.Hibernated {
+		fmt.Fprintf(w, "Warning:          Windows was hibernated (or Fast Startup) at backup\n")
+	}
+	fmt.Fprintf(w, "Digest:           %s\n", j.Digest)
+	if len(j.Exclusions) == 0 {
+		fmt.Fprintf(w, "Excluded:         nothing\n")
+	}
+	for _, x := range j.Exclusions {
+		fmt.Fprintf(w, "Excluded:         %s (%s, %d clusters, %s)\n", x.Path, x.Reason, x.Clusters, human(x.Bytes))
+	}
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+type infoOptions struct{}
+
+func newInfoCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "info IMAGE",
+		Short: "Show an image's header: file system, sizes, exclusions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runInfo(cmd.OutOrStdout(), g, args[0])
+		},
+	}
+}
+
+func runInfo(w io.Writer, g *globalOptions, name string) error {
+	r, err := image.Open(name, nil)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	j := makeInfo(name, r.Header, r.ImageSize(), r.Footer.Digest)
+	if g.JSON {
+		return printJSON(w, j)
+	}
+	if !g.Quiet {
+		printInfo(w, j)
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+// Command cbimg backs up, restores, verifies and mounts cluster-based images
+// of NTFS and FAT partitions. See README.md for usage and exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cbimg/cbimg/backupcore"
+	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/restorecore"
+	"github.com/cbimg/cbimg/volume"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes; documented in the root command's long help and README.md.
+const (
+	exitOK        = 0
+	exitError     = 1 // anything not listed below
+	exitUsage     = 2 // bad command line
+	exitDamaged   = 3 // the image is damaged, truncated or of an unknown version
+	exitRefused   = 4 // refused for safety: mounted, too small, not confirmed
+	exitFS        = 5 // the source file system is unrecognized, damaged or unsupported
+	exitCancelled = 130
+)
+
+const exitHelp = `Exit codes:
+  0   success
+  1   error (I/O and everything not listed below)
+  2   bad command line
+  3   the image is damaged, truncated, or of a version this cbimg cannot read
+  4   refused for safety (target or source mounted, target too small, not confirmed)
+  5   the source file system is unrecognized, damaged or unsupported
+  130 cancelled (Ctrl-C)`
+
+// globalOptions are flags every command takes.
+type globalOptions struct {
+	Quiet bool
+	JSON  bool
+}
+
+func (g *globalOptions) addFlags(cmd *cobra.Command) {
+	cmd.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "print nothing but errors")
+	cmd.PersistentFlags().BoolVar(&g.JSON, "json", false, "print one JSON summary object on stdout")
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:           "cbimg",
+		Short:         "Cluster-based images of NTFS and FAT partitions",
+		Long:          "cbimg backs up an NTFS or FAT partition by copying only the clusters the file system uses,\nrestores it, verifies images and mounts them read-only.\n\n" + exitHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       backupcore.Version,
+	}
+	g.addFlags(root)
+	root.AddCommand(newBackupCommand(g), newRestoreCommand(g), newInfoCommand(g), newVerifyCommand(g))
+	for _, add := range extraCommands {
+		root.AddCommand(add(g))
+	}
+	return root
+}
+
+// extraCommands lets platform- or feature-specific files add commands.
+var extraCommands []func(*globalOptions) *cobra.Command
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := newRootCommand().ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cbimg:", err)
+	}
+	os.Exit(exitCode(ctx, err))
+}
+
+// usageError marks command-line mistakes.
+type usageError struct{ error }
+
+// exitCode is the one place that maps errors to exit codes.
+func exitCode(ctx context.Context, err error) int {
+	var ue usageError
+	var fe *image.FormatError
+	var ve *volume.FormatError
+	switch {
+	case err == nil:
+		return exitOK
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return exitCancelled
+	case errors.As(err, &ue) || isCobraUsage(err):
+		return exitUsage
+	case errors.Is(err, errDamaged) || errors.As(err, &fe) || errors.Is(err, image.ErrFormat) || errors.Is(err, image.ErrChecksum) || errors.Is(err, image.ErrTruncated) || errors.Is(err, image.ErrVersion):
+		return exitDamaged
+	case errors.Is(err, restorecore.ErrTargetMounted) || errors.Is(err, restorecore.ErrTargetTooSmall) || errors.Is(err, restorecore.ErrSameFile) ||
+		errors.Is(err, backupcore.ErrSourceMounted) || errors.Is(err, errNotConfirmed) || errors.Is(err, sysdev.ErrMounted):
+		return exitRefused
+	case errors.As(err, &ve) || errors.Is(err, volume.ErrUnknownFS) || errors.Is(err, volume.ErrCorrupt) || errors.Is(err, volume.ErrUnsupported):
+		return exitFS
+	}
+	return exitError
+}
+
+var (
+	errDamaged      = errors.New("image verification failed")
+	errNotConfirmed = errors.New("not confirmed")
+)

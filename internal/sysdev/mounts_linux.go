@@ -1,0 +1,131 @@
+//go:build linux
+
+package sysdev
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mount is one mount that uses a device or file.
+type Mount struct {
+	Point    string
+	FSType   string
+	ReadOnly bool
+	Via      string // how it is connected, e.g. "/dev/loop3" for a file
+}
+
+// MountsOf lists the mounts that use path: the block device itself, a loop
+// device backed by the file, or a FUSE driver (ntfs-3g) given the path.
+func MountsOf(path string) ([]Mount, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = r
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(abs, &st); err != nil {
+		return nil, err
+	}
+	// Device numbers that stand for this source.
+	devs := map[uint64]string{}
+	names := map[string]string{abs: ""}
+	if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+		devs[st.Rdev] = ""
+	} else if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		for _, loop := range loopsBackedBy(abs) {
+			var ls unix.Stat_t
+			if unix.Stat(loop, &ls) == nil {
+				devs[ls.Rdev] = loop
+				names[loop] = loop
+			}
+		}
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Mount
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options ... - fstype source superopts
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, x := range fields {
+			if x == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 6 || sep+2 >= len(fields) {
+			continue
+		}
+		var maj, min uint32
+		fmt.Sscanf(fields[2], "%d:%d", &maj, &min)
+		dev := unix.Mkdev(maj, min)
+		src := unescape(fields[sep+2])
+		if r, err := filepath.EvalSymlinks(src); err == nil {
+			src = r
+		}
+		via, byDev := devs[dev]
+		viaName, byName := names[src]
+		if !byDev && !byName {
+			continue
+		}
+		if byName {
+			via = viaName
+		}
+		ro := false
+		for _, o := range strings.Split(fields[5], ",") {
+			if o == "ro" {
+				ro = true
+			}
+		}
+		out = append(out, Mount{Point: unescape(fields[4]), FSType: fields[sep+1], ReadOnly: ro, Via: via})
+	}
+	return out, sc.Err()
+}
+
+func loopsBackedBy(file string) []string {
+	ents, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(e)
+		if err != nil {
+			continue
+		}
+		if strings.TrimSpace(string(b)) == file {
+			out = append(out, "/dev/"+filepath.Base(filepath.Dir(filepath.Dir(e))))
+		}
+	}
+	return out
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for space).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v int
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%3o", &v); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,345 @@
+// Package restorecore writes a partition back from a .cbi image: it checks
+// the image and the target before the first write, invalidates the target's
+// boot records, writes the system areas and stored clusters, zeros the
+// clusters of excluded files, and writes the boot records last, so an
+// interrupted restore never leaves a volume that mounts as if it were whole.
+package restorecore
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/volume"
+)
+
+// Options describe one restore.
+type Options struct {
+	Image  string    // image path (first volume); "-" reads Input
+	Input  io.Reader // a stream, when Image is "-"
+	Target string    // block device or file; a missing file is created
+
+	ZeroFree bool // write zeros to free clusters too (default: leave them)
+
+	// Confirm, when set, is called after every check and before the first
+	// write; an error cancels the restore with nothing written.
+	Confirm func(Plan) error
+
+	Progress func(Progress)
+}
+
+// Plan says what a restore is about to do.
+type Plan struct {
+	Header     *image.Header
+	Target     string
+	TargetSize int64 // 0 for a new file
+	Regular    bool
+}
+
+// Progress reports how far a restore is.
+type Progress struct {
+	Phase string // "check", "write"
+	Done  int64
+	Total int64
+	Start time.Time
+}
+
+// Result describes a finished restore.
+type Result struct {
+	Header   *image.Header
+	Written  int64 // bytes of data written (without zeros)
+	Zeroed   int64
+	Duration time.Duration
+}
+
+// Errors.
+var (
+	ErrTargetMounted  = errors.New("restorecore: target is mounted")
+	ErrTargetTooSmall = errors.New("restorecore: target is smaller than the file system")
+	ErrSameFile       = errors.New("restorecore: the target is the image itself")
+)
+
+// WriteError says how far a restore got when it failed.
+type WriteError struct {
+	Done int64 // bytes of the logical stream written before the failure
+	Err  error
+}
+
+func (e *WriteError) Error() string {
+	return fmt.Sprintf("restore stopped after %d bytes of image data were written; the target's boot records stay invalidated (it will not mount): %v", e.Done, e.Err)
+}
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// Restore runs a restore.
+func Restore(ctx context.Context, opts Options) (*Result, error) {
+	start := time.Now()
+	report := func(p Progress) {
+		if opts.Progress != nil {
+			p.Start = start
+			opts.Progress(p)
+		}
+	}
+	var sr *image.StreamReader
+	var imgFile string
+	if opts.Image == "-" || opts.Image == "" {
+		if opts.Input == nil {
+			return nil, errors.New("restorecore: no image path and no input stream")
+		}
+		var err error
+		if sr, err = image.NewStreamReader(opts.Input); err != nil {
+			return nil, err
+		}
+	} else {
+		r, err := image.Open(opts.Image, nil)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		// Everything that can be checked cheaply is checked before the
+		// target is touched: metadata in Open, every chunk's CRC here.
+		if err := r.CheckStored(func(d int64) { report(Progress{Phase: "check", Done: d, Total: r.ImageSize()}) }); err != nil {
+			return nil, err
+		}
+		if sr, err = r.Stream(); err != nil {
+			return nil, err
+		}
+		imgFile = opts.Image
+	}
+	defer sr.Close()
+	h := sr.Header
+
+	if mounts, err := sysdev.MountsOf(opts.Target); err == nil && len(mounts) > 0 {
+		return nil, fmt.Errorf("%w at %s (%s): unmount it first", ErrTargetMounted, mounts[0].Point, mounts[0].FSType)
+	}
+	tgt, err := sysdev.OpenTarget(opts.Target)
+	if err != nil {
+		return nil, fmt.Errorf("open target: %w", err)
+	}
+	defer tgt.Close()
+	if imgFile != "" {
+		if a, err := os.Stat(imgFile); err == nil {
+			if b, err := tgt.Stat(); err == nil && os.SameFile(a, b) {
+				return nil, ErrSameFile
+			}
+		}
+	}
+	if !tgt.Regular && tgt.Size < h.FSSize {
+		return nil, fmt.Errorf("%w: %s has %d bytes, the image needs %d", ErrTargetTooSmall, opts.Target, tgt.Size, h.FSSize)
+	}
+	if opts.Confirm != nil {
+		if err := opts.Confirm(Plan{Header: h, Target: opts.Target, TargetSize: tgt.Size, Regular: tgt.Regular}); err != nil {
+			return nil, err
+		}
+	}
+	in := bufio.NewReaderSize(sr, 4<<20)
+	guards, err := bootGuards(h, in)
+	if err != nil {
+		return nil, err
+	}
+	w := &guardWriter{f: tgt.File, guards: guards}
+	// Invalidate the boot records before any data goes out.
+	for _, g := range guards {
+		if _, err := tgt.WriteAt(make([]byte, g.Length), g.Offset); err != nil {
+			return nil, &WriteError{Err: fmt.Errorf("invalidate boot record at %d: %w", g.Offset, err)}
+		}
+	}
+	if err := tgt.Sync(); err != nil && !tgt.Regular {
+		return nil, &WriteError{Err: err}
+	}
+	if tgt.Regular && tgt.Size < h.PartLength {
+		if err := tgt.Truncate(h.PartLength); err != nil {
+			return nil, &WriteError{Err: err}
+		}
+	}
+	res := &Result{Header: h}
+	buf := make([]byte, 4<<20)
+	put := func(off, n int64) error {
+		for n > 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := min(n, int64(len(buf)))
+			if _, err := io.ReadFull(in, buf[:k]); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+			if err := w.writeAt(buf[:k], off); err != nil {
+				return err
+			}
+			off += k
+			n -= k
+			res.Written += k
+			report(Progress{Phase: "write", Done: res.Written, Total: h.LogicalLen})
+		}
+		return nil
+	}
+	fail := func(err error) (*Result, error) { return nil, &WriteError{Done: res.Written, Err: err} }
+	for _, e := range h.SysExtents {
+		if err := put(e.Offset, e.Length); err != nil {
+			return fail(err)
+		}
+	}
+	cs := int64(h.ClusterSize)
+	for c := uint64(0); ; {
+		s, e, ok := image.NextRun(sr.Bitmap, h.ClusterCount, c)
+		if !ok {
+			break
+		}
+		if err := put(h.ClusterOrigin+int64(s)*cs, int64(e-s)*cs); err != nil {
+			return fail(err)
+		}
+		c = e
+	}
+	// The stream checks the table, footer and digest before it says EOF.
+	if _, err := in.ReadByte(); err != io.EOF {
+		if err == nil {
+			err = errors.New("image holds more data than its header announces")
+		}
+		return fail(err)
+	}
+	zero := func(off, n int64) error {
+		res.Zeroed += n
+		return w.zero(off, n)
+	}
+	for _, x := range h.Exclusions {
+		for _, r := range x.Runs {
+			if err := zero(h.ClusterOrigin+int64(r.Start)*cs, int64(r.Count)*cs); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if opts.ZeroFree {
+		for c := uint64(0); ; {
+			s, e, ok := image.NextClear(sr.Bitmap, h.ClusterCount, c)
+			if !ok {
+				break
+			}
+			if err := zero(h.ClusterOrigin+int64(s)*cs, int64(e-s)*cs); err != nil {
+				return fail(err)
+			}
+			c = e
+		}
+	}
+	// Data first on stable storage, then the boot records.
+	if err := tgt.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := w.flushGuards(); err != nil {
+		return fail(err)
+	}
+	if err := tgt.Sync(); err != nil {
+		return fail(err)
+	}
+	res.Duration = time.Since(start)
+	return res, tgt.Close()
+}
+
+// bootGuards returns the boot-record sectors to hold back: sector 0, and
+// the backup boot sector (NTFS: last sector of the volume; FAT32: the
+// sector the BPB names). For FAT32 it peeks at the boot sector, which is the
+// start of the first system extent.
+func bootGuards(h *image.Header, in *bufio.Reader) ([]image.Extent, error) {
+	ss := int64(h.SectorSize)
+	g := []image.Extent{{Offset: 0, Length: ss}}
+	switch volume.Type(h.FSType) {
+	case volume.NTFS:
+		if h.FSSize >= 2*ss {
+			g = append(g, image.Extent{Offset: h.FSSize - ss, Length: ss})
+		}
+	case volume.FAT32:
+		if len(h.SysExtents) > 0 && h.SysExtents[0].Offset == 0 && h.SysExtents[0].Length >= 512 {
+			b, err := in.Peek(512)
+			if err != nil {
+				return nil, err
+			}
+			if bk := int64(binary.LittleEndian.Uint16(b[50:52])); bk > 0 && bk != 0xffff && bk*ss < h.SysExtents[0].Length {
+				g = append(g, image.Extent{Offset: bk * ss, Length: ss})
+			}
+		}
+	}
+	return g, nil
+}
+
+// guardWriter writes to the target but holds back the bytes of the guard
+// ranges until flushGuards.
+type guardWriter struct {
+	f      *os.File
+	guards []image.Extent
+	held   []heldBytes
+}
+
+type heldBytes struct {
+	off  int64
+	data []byte
+}
+
+func (w *guardWriter) writeAt(p []byte, off int64) error {
+	end := off + int64(len(p))
+	for _, g := range w.guards {
+		s, e := max(off, g.Offset), min(end, g.Offset+g.Length)
+		if s < e {
+			w.held = append(w.held, heldBytes{s, append([]byte(nil), p[s-off:e-off]...)})
+		}
+	}
+	// Write around the guards.
+	segs := []image.Extent{{Offset: off, Length: int64(len(p))}}
+	for _, g := range w.guards {
+		var next []image.Extent
+		for _, s := range segs {
+			ge := g.Offset + g.Length
+			if ge <= s.Offset || g.Offset >= s.Offset+s.Length {
+				next = append(next, s)
+				continue
+			}
+			if g.Offset > s.Offset {
+				next = append(next, image.Extent{Offset: s.Offset, Length: g.Offset - s.Offset})
+			}
+			if se := s.Offset + s.Length; ge < se {
+				next = append(next, image.Extent{Offset: ge, Length: se - ge})
+			}
+		}
+		segs = next
+	}
+	for _, s := range segs {
+		if _, err := w.f.WriteAt(p[s.Offset-off:s.Offset-off+s.Length], s.Offset); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var zeros = make([]byte, 1<<20)
+
+func (w *guardWriter) zero(off, n int64) error {
+	for n > 0 {
+		k := min(n, int64(len(zeros)))
+		if err := w.writeAt(zeros[:k], off); err != nil {
+			return err
+		}
+		off += k
+		n -= k
+	}
+	return nil
+}
+
+// flushGuards writes the held boot-record bytes, backup copies first and
+// sector 0 last.
+func (w *guardWriter) flushGuards() error {
+	sort.SliceStable(w.held, func(i, j int) bool { return w.held[i].off > w.held[j].off })
+	for _, h := range w.held {
+		if _, err := w.f.WriteAt(h.data, h.off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
