@@ -306,7 +306,9 @@ func decodeChunk(buf []byte, want *frame, full bool) ([]byte, error) {
 	return data, nil
 }
 
-func le32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 
 // chunkCache is an LRU of decoded chunks bounded in bytes; concurrent
 // requests for one chunk share a single load.

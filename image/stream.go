@@ -68,7 +68,7 @@ func NewStreamReader(r io.Reader) (*StreamReader, error) {
 	if err := s.full(bm, "bitmap"); err != nil {
 		return nil, err
 	}
-	s.Bitmap = bm[:len(bm)-4 : len(bm)-4]
+	s.Bitmap = bm[: len(bm)-4 : len(bm)-4]
 	s.hdrCRC = crc(hb)
 	s.bmapCRC = crc(s.Bitmap)
 	if s.bmapCRC != le32(bm[len(bm)-4:]) {
