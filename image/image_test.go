@@ -15,7 +15,7 @@ import (
 // testImage builds a partition of clusters with a pattern bitmap and two
 // system extents, writes an image of it and returns the expected partition
 // bytes (zeros where nothing is stored) and the image path.
-func testImage(t *testing.T, codec Codec, split int64) (want []byte, path string) {
+func testImage(t testing.TB, codec Codec, split int64) (want []byte, path string) {
 	t.Helper()
 	const cs = 4096
 	const clusters = 700
