@@ -469,7 +469,7 @@ func (v *ntfsVol) hibernated() (bool, error) {
 		return false, err
 	}
 	switch string(toLowerASCII(sig[:])) {
-	case "hibr", "wake":
+	case "hibr": // "wake" means Windows resumed from it: not hibernated
 		return true, nil
 	}
 	return false, nil

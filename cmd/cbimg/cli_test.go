@@ -1,0 +1,180 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cbimg/cbimg/internal/oracle"
+	"github.com/cbimg/cbimg/internal/testvol"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cbimg-cli")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "cbimg")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cbimg runs the binary and returns stdout, stderr and the exit code.
+func cbimg(t *testing.T, stdin []byte, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// A backup to stdout piped into a restore from stdin gives the same volume.
+func TestPipeBackupRestore(t *testing.T) {
+	src := testvol.Real(t, "ntfs/win10-test-ntfs.dd")
+	stream, stderr, code := cbimg(t, nil, "backup", "--no-default-excludes", src, "-")
+	if code != 0 {
+		t.Fatalf("backup to stdout: %d %s", code, stderr)
+	}
+	target := filepath.Join(t.TempDir(), "restored")
+	if _, stderr, code := cbimg(t, []byte(stream), "restore", "-", target); code != 0 {
+		t.Fatalf("restore from stdin: %d %s", code, stderr)
+	}
+	if a, b := oracle.NTFSCloneHash(t, src), oracle.NTFSCloneHash(t, target); a != b {
+		t.Fatalf("ntfsclone hashes differ")
+	}
+	// A truncated stream is refused, and the target's boot sector is left
+	// invalid.
+	target2 := filepath.Join(t.TempDir(), "partial")
+	_, stderr, code = cbimg(t, []byte(stream[:len(stream)*3/4]), "restore", "-", target2)
+	if code != exitDamaged || !strings.Contains(stderr, "written") {
+		t.Fatalf("truncated stream: exit %d, %s", code, stderr)
+	}
+	b := make([]byte, 512)
+	f, _ := os.Open(target2)
+	f.ReadAt(b, 0)
+	f.Close()
+	if !oracle.IsZero(b) {
+		t.Fatal("boot sector written although the restore failed")
+	}
+}
+
+func TestInfoVerifyJSONAndExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	src := testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"})
+	img := filepath.Join(dir, "b.cbi")
+	out, stderr, code := cbimg(t, nil, "backup", "--json", "--split", "5M", src, img)
+	if code != 0 {
+		t.Fatalf("backup: %d %s", code, stderr)
+	}
+	var j map[string]any
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("backup --json: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(img + ".002"); err != nil {
+		t.Fatal("no split volume .002")
+	}
+	out, _, code = cbimg(t, nil, "info", "--json", img)
+	if code != 0 {
+		t.Fatal("info failed")
+	}
+	j = map[string]any{}
+	json.Unmarshal([]byte(out), &j)
+	for _, k := range []string{"file_system", "partition_bytes", "cluster_size", "clusters_stored", "compression_ratio", "exclusions", "dirty", "hibernated", "created", "tool_version", "chunks"} {
+		if _, ok := j[k]; !ok {
+			t.Errorf("info --json lacks %q", k)
+		}
+	}
+	if j["file_system"] != "ntfs" || len(j["exclusions"].([]any)) < 3 {
+		t.Errorf("info --json: %v", j)
+	}
+	if _, _, code := cbimg(t, nil, "verify", img); code != 0 {
+		t.Fatal("verify of a good image failed")
+	}
+	// Damage a chunk in the second volume.
+	b, _ := os.ReadFile(img + ".002")
+	b[1000] ^= 0xff
+	os.WriteFile(img+".002", b, 0o600)
+	out, _, code = cbimg(t, nil, "verify", "--json", img)
+	var v verifyJSON
+	json.Unmarshal([]byte(out), &v)
+	if code != exitDamaged || v.OK || len(v.Problems) == 0 || v.Problems[0].Region != "chunk" {
+		t.Fatalf("verify of a damaged image: exit %d %s", code, out)
+	}
+	if _, stderr, code := cbimg(t, nil, "restore", img, filepath.Join(dir, "t")); code != exitDamaged {
+		t.Fatalf("restore of a damaged image: exit %d %s", code, stderr)
+	}
+	// Not a file system.
+	zero := filepath.Join(dir, "zero")
+	os.WriteFile(zero, make([]byte, 1<<20), 0o600)
+	if _, stderr, code := cbimg(t, nil, "backup", zero, filepath.Join(dir, "z.cbi")); code != exitFS || !strings.Contains(stderr, "all zeros") {
+		t.Fatalf("backup of zeros: exit %d %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "z.cbi.partial")); err == nil {
+		t.Fatal("partial image left behind")
+	}
+	if _, _, code := cbimg(t, nil, "backup", "--compress", "lz4", src, filepath.Join(dir, "x.cbi")); code != exitUsage {
+		t.Fatalf("bad --compress: exit %d", code)
+	}
+}
+
+// Mounted sources and targets are refused.
+func TestMountedRefused(t *testing.T) {
+	testvol.Need(t, "ntfs-3g", "fusermount")
+	dir := t.TempDir()
+	vol := testvol.Copy(t, testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}))
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	testvol.Run(t, "ntfs-3g", vol, mnt)
+	defer exec.Command("fusermount", "-u", mnt).Run()
+	img := filepath.Join(dir, "m.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", vol, img); code != exitRefused || !strings.Contains(stderr, "read-write") {
+		t.Fatalf("backup of a rw-mounted source: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := cbimg(t, nil, "backup", "--force", vol, img); code != 0 || !strings.Contains(stderr, "warning") {
+		t.Fatalf("backup --force: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := cbimg(t, nil, "restore", "--yes", img, vol); code != exitRefused || !strings.Contains(stderr, "mounted") {
+		t.Fatalf("restore over a mounted target: exit %d %s", code, stderr)
+	}
+}
+
+// A block device smaller than the file system is refused with the size
+// needed.
+func TestTargetTooSmall(t *testing.T) {
+	testvol.Need(t, "losetup")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "s.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", testvol.Real(t, "fat/mkfs-fat16-lfn.img"), img); code != 0 {
+		t.Fatal(stderr)
+	}
+	small := filepath.Join(dir, "small")
+	os.WriteFile(small, make([]byte, 1<<20), 0o600)
+	loop := strings.TrimSpace(testvol.Run(t, "losetup", "--show", "-f", small))
+	defer exec.Command("losetup", "-d", loop).Run()
+	_, stderr, code := cbimg(t, nil, "restore", "--yes", img, loop)
+	if code != exitRefused || !strings.Contains(stderr, "2560000") {
+		t.Fatalf("restore to a 1 MiB device: exit %d %s", code, stderr)
+	}
+}
