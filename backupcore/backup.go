@@ -105,6 +105,9 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("read allocation bitmap: %w", err)
 	}
 	var flags uint8
+	if info.Missing > 0 {
+		warn("the partition is %d bytes shorter than its file system says; the missing sectors lie past the last cluster and hold no data", info.Missing)
+	}
 	if info.Dirty {
 		flags |= image.FlagDirty
 		warn("the %s file system is marked dirty (not cleanly unmounted): the image copies it as it is; run chkdsk/fsck on the restored volume", info.Type)

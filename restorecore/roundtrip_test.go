@@ -131,7 +131,12 @@ func TestRoundTripNoExcludes(t *testing.T) {
 					t.Fatalf("ntfsclone images differ: %s vs %s", a, b)
 				}
 			} else if !strings.Contains(f.name, "2048") { // fsck.fat and sleuthkit do not read 2048-byte sectors
-				oracle.FsckFAT(t, out)
+				// The restored volume is as clean as the source: the
+				// Windows XP image has a label only fsck.fat minds.
+				a, b := oracle.Fsck(t, f.path), oracle.Fsck(t, out)
+				if a != b {
+					t.Fatalf("fsck.fat -n differs:\n%s\nrestored:\n%s", a, b)
+				}
 			}
 		})
 	}
@@ -151,7 +156,9 @@ func TestRoundTripDefaultExcludes(t *testing.T) {
 			all := backup(t, f.path, filepath.Join(dir, "all.cbi"), true)
 			res := backup(t, f.path, img, false)
 			restore(t, img, out)
-			a, b := oracle.FLS(t, f.path), oracle.FLS(t, out)
+			// Deleted entries whose directory lay in free clusters are not
+			// imaged: compare what is allocated.
+			a, b := oracle.Live(oracle.FLS(t, f.path)), oracle.Live(oracle.FLS(t, out))
 			if strings.Join(a, "\n") != strings.Join(b, "\n") {
 				t.Fatalf("fls listings differ (%d vs %d lines)", len(a), len(b))
 			}

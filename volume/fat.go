@@ -32,10 +32,16 @@ func OpenFATFS(r io.ReaderAt, size int64) (*FATFS, error) {
 	if err != nil {
 		return nil, err
 	}
-	if size < bs.Size() {
-		return nil, &FormatError{What: "FAT volume", Offset: size,
-			Msg: fmt.Sprintf("truncated: the boot sector says %d sectors of %d bytes (%d bytes), the partition has %d bytes",
-				bs.TotalSectors, bs.BytesPerSector, bs.Size(), size), Err: ErrCorrupt}
+	fsSize := bs.Size()
+	if size < fsSize {
+		// Sectors past the last cluster hold nothing; a partition (or a
+		// dd image) that lacks only those is usable, and Info.Missing says so.
+		if end := bs.DataOffset() + int64(bs.ClusterCount)*int64(bs.ClusterSize()); size < end {
+			return nil, &FormatError{What: "FAT volume", Offset: size,
+				Msg: fmt.Sprintf("truncated: the boot sector says %d sectors of %d bytes (%d bytes), the partition has %d bytes",
+					bs.TotalSectors, bs.BytesPerSector, bs.Size(), size), Err: ErrCorrupt}
+		}
+		fsSize = size
 	}
 	f := &FATFS{r: r, boot: bs}
 	f.inf = Info{
@@ -43,7 +49,8 @@ func OpenFATFS(r io.ReaderAt, size int64) (*FATFS, error) {
 		SectorSize:    bs.SectorSize(),
 		ClusterSize:   bs.ClusterSize(),
 		TotalSectors:  bs.TotalSectors,
-		Size:          bs.Size(),
+		Size:          fsSize,
+		Missing:       bs.Size() - fsSize,
 		ClusterCount:  uint64(bs.ClusterCount),
 		ClusterOrigin: bs.DataOffset(),
 		HiddenSectors: uint64(bs.HiddenSectors),
@@ -144,6 +151,10 @@ func (f *FATFS) rootRef() fatDirRef {
 	return fatDirRef{path: "/", fixedRoot: true}
 }
 
+// fatOwnClaimsAfter is the chain length from which a chain followed on its
+// own (browsing) tracks its clusters to catch loops early.
+const fatOwnClaimsAfter = 4096
+
 // fatClaims records which clusters belong to a chain already seen, so loops
 // and chains shared by two files (cross-links) are found.
 type fatClaims []byte
@@ -172,7 +183,11 @@ func (f *FATFS) readDir(d fatDirRef, get func(uint32) (uint32, error), cl fatCla
 		if err := readFull(f.r, buf, off); err != nil {
 			return nil, fmt.Errorf("volume: reading FAT root directory: %w", err)
 		}
-		return &fatDirData{size: int64(len(buf)), scan: parseFATDir(buf, false, func(i int) int64 { return off + int64(i) })}, nil
+		scan := parseFATDir(d.path, buf, false, func(i int) int64 { return off + int64(i) })
+		if scan.err != nil {
+			return nil, scan.err
+		}
+		return &fatDirData{size: int64(len(buf)), scan: scan}, nil
 	}
 	runs, n, err := f.chain(d.path, d.cluster, 0, true, get, cl)
 	if err != nil {
@@ -199,7 +214,11 @@ func (f *FATFS) readDir(d fatDirRef, get func(uint32) (uint32, error), cl fatCla
 		}
 		return -1
 	}
-	return &fatDirData{runs: runs, size: int64(len(buf)), scan: parseFATDir(buf, bs.Type == FAT32, offsetOf)}, nil
+	scan := parseFATDir(d.path, buf, bs.Type == FAT32, offsetOf)
+	if scan.err != nil {
+		return nil, scan.err
+	}
+	return &fatDirData{runs: runs, size: int64(len(buf)), scan: scan}, nil
 }
 
 // chain follows the cluster chain of name from start. A file (dir false)
@@ -249,6 +268,12 @@ func (f *FATFS) chain(name string, start uint32, size uint32, dir bool, get func
 		}
 		return false
 	}
+	if need > uint64(bs.ClusterCount) {
+		return nil, 0, fail(start, "file of %d bytes needs %d clusters, the volume has %d", size, need, bs.ClusterCount)
+	}
+	// Without shared claims, long chains get their own set so a loop is
+	// found at its first repeat rather than after ClusterCount steps.
+	var own fatClaims
 	c := start
 	for n := uint64(1); ; n++ {
 		b := uint64(c - 2)
@@ -257,6 +282,17 @@ func (f *FATFS) chain(name string, start uint32, size uint32, dir bool, get func
 				return nil, 0, fail(c, "chain loops back to cluster %d after %d clusters", c, n-1)
 			}
 			return nil, 0, fail(c, "cluster %d is also part of another file's or directory's chain (cross-linked)", c)
+		}
+		if cl == nil && n == fatOwnClaimsAfter {
+			own = make(fatClaims, (uint64(bs.ClusterCount)+7)/8)
+			for _, r := range runs {
+				for x := r.Start; x < r.Start+r.Count; x++ {
+					own.claim(x)
+				}
+			}
+		}
+		if own != nil && !own.claim(b) {
+			return nil, 0, fail(c, "chain loops back to cluster %d after %d clusters", c, n-1)
 		}
 		if k := len(runs); k > 0 && runs[k-1].Start+runs[k-1].Count == b {
 			runs[k-1].Count++
@@ -294,7 +330,10 @@ func (f *FATFS) chain(name string, start uint32, size uint32, dir bool, get func
 }
 
 // walk lists every file and directory. The root comes first as "/" (with
-// its chain on FAT32); a directory's Size is the bytes of its chain.
+// its chain on FAT32; no runs for the FAT12/16 fixed root). A directory is
+// reported when it is read, after its parent's files; its Size is the
+// bytes of its chain. Every cluster is claimed once, so loops and
+// cross-linked chains are errors.
 func (f *FATFS) walk(ctx context.Context, fn func(File) error) error {
 	t, err := f.table()
 	if err != nil {

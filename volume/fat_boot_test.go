@@ -1,12 +1,16 @@
 package volume
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cbimg/cbimg/internal/testvol"
 )
 
 func fatReadVBR(t testing.TB) []byte {
@@ -251,6 +255,51 @@ func FuzzParseFATBoot(f *testing.F) {
 		}
 		if bs.Type == FAT32 && (bs.RootCluster < 2 || bs.RootCluster > bs.ClusterCount+1) {
 			t.Fatalf("root cluster %d of %d", bs.RootCluster, bs.ClusterCount)
+		}
+	})
+}
+
+// FuzzFATVolume overwrites the start of a real FAT12 volume (boot sector,
+// FATs, root directory and the first directories) with fuzzed bytes: open,
+// bitmap and walk must return errors, never panic or run away.
+func FuzzFATVolume(f *testing.F) {
+	img, err := os.ReadFile(testvol.Real(f, "fat/mkfs-fat12-lfn.img"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	const head = 8 << 10 // boot sector, both FATs and the start of the root directory
+	f.Add(img[:head])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > head {
+			b = b[:head]
+		}
+		vol := append([]byte(nil), img...)
+		copy(vol, b)
+		v, err := Open(bytes.NewReader(vol), int64(len(vol)))
+		if err != nil {
+			return
+		}
+		bm, err := v.Bitmap()
+		if err == nil && uint64(len(bm)) != (v.Info.ClusterCount+7)/8 {
+			t.Fatalf("bitmap %d bytes for %d clusters", len(bm), v.Info.ClusterCount)
+		}
+		n := 0
+		_ = v.Walk(context.Background(), func(f File) error {
+			n++
+			for _, r := range f.Runs {
+				if r.Start+r.Count > v.Info.ClusterCount {
+					t.Fatalf("%s: run %v past %d clusters", f.Path, r, v.Info.ClusterCount)
+				}
+			}
+			return nil
+		})
+		_, _ = v.FAT().CompareFATCopies()
+		if ents, err := v.FAT().ReadDir("/"); err == nil {
+			for _, e := range ents {
+				if ff, err := v.FAT().Open(e.Name); err == nil {
+					_, _ = ff.ReadAt(make([]byte, min(ff.Size(), 1<<20)), 0)
+				}
+			}
 		}
 	})
 }

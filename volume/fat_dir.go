@@ -1,7 +1,9 @@
 package volume
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -64,12 +66,13 @@ type fatDirScan struct {
 	entries []FATDirEntry
 	label   string // volume label entry, "" when absent
 	hasLbl  bool
+	err     error // the first entry whose 8.3 name cannot be a file name
 }
 
-// parseFATDir decodes the entries of one directory's bytes. offsetOf maps
-// an index in data to a partition offset. Deleted entries, "." and "..",
-// and the volume label are left out; the label is returned separately.
-func parseFATDir(data []byte, fat32 bool, offsetOf func(int) int64) fatDirScan {
+// parseFATDir decodes the entries of directory dir. offsetOf maps an index
+// in data to a partition offset. Deleted entries, "." and "..", and the
+// volume label are left out; the label is returned separately.
+func parseFATDir(dir string, data []byte, fat32 bool, offsetOf func(int) int64) fatDirScan {
 	var out fatDirScan
 	var (
 		lfn      [fatLFNMaxSeq * 13]uint16
@@ -126,6 +129,13 @@ func parseFATDir(data []byte, fat32 bool, offsetOf func(int) int64) fatDirScan {
 			continue
 		}
 		short := fatShortName(e[:11], e[fatDirNTRes])
+		if !validFATName(short) || len(bytes.TrimLeft(e[:11], " ")) == 0 {
+			if out.err == nil {
+				out.err = &FormatError{What: "directory " + dir, Offset: offsetOf(i),
+					Msg: fmt.Sprintf("entry with 8.3 name %q (bytes % x) is not a valid file name", short, e[:11]), Err: ErrCorrupt}
+			}
+			continue
+		}
 		de := FATDirEntry{
 			Name:      short,
 			ShortName: short,

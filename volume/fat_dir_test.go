@@ -2,6 +2,7 @@ package volume
 
 import (
 	"encoding/binary"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -81,7 +82,10 @@ func TestParseFATDir(t *testing.T) {
 	add(make([]byte, 32)) // end of directory
 	add(fatShortEntry("AFTEREND   ", 0, 0, 17, 1))
 
-	scan := parseFATDir(d, true, func(i int) int64 { return int64(i) })
+	scan := parseFATDir("/", d, true, func(i int) int64 { return int64(i) })
+	if scan.err != nil {
+		t.Fatal(scan.err)
+	}
 	if !scan.hasLbl || scan.label != "MYVOLUME" {
 		t.Errorf("label %q (%v)", scan.label, scan.hasLbl)
 	}
@@ -98,6 +102,16 @@ func TestParseFATDir(t *testing.T) {
 	}
 	if !scan.entries[5].IsDir() {
 		t.Errorf("TWENTY~1 is not a directory")
+	}
+
+	// Garbage where entries should be is an error, not a strange name.
+	for _, name := range []string{"A/B     TXT", "           "} {
+		g := append(fatShortEntry("GOOD    TXT", 0, 0, 3, 1), fatShortEntry(name, 0, 0, 4, 1)...)
+		scan := parseFATDir("/x", g, false, func(i int) int64 { return int64(1000 + i) })
+		var fe *FormatError
+		if !errors.As(scan.err, &fe) || fe.Offset != 1032 || !strings.Contains(fe.Error(), "/x") {
+			t.Errorf("entry %q: error %v", name, scan.err)
+		}
 	}
 }
 

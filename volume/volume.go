@@ -101,7 +101,8 @@ type Info struct {
 	Label         string
 	Serial        uint64
 	OEMName       string
-	Dirty         bool // NTFS volume dirty flag, or FAT "not cleanly unmounted" bits
+	Dirty         bool  // NTFS volume dirty flag, or FAT "not cleanly unmounted" bits
+	Missing       int64 // bytes the boot record claims past the partition's end; only ever sectors without data
 }
 
 // ClusterOffset returns the partition byte offset of bitmap cluster c.

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -89,6 +90,32 @@ func FsckFAT(t testing.TB, img string) string {
 	return string(out)
 }
 
+// Fsck runs `fsck.fat -n` and returns its verdict (exit code and report,
+// with the image path removed) for comparing two volumes.
+func Fsck(t testing.TB, img string) string {
+	t.Helper()
+	out, err := exec.Command("fsck.fat", "-n", img).CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return strings.ReplaceAll(string(out), img, "IMG") + fmt.Sprintf("exit %d", code)
+}
+
+// Live drops deleted entries (marked "*") from an fls listing.
+func Live(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if _, rest, ok := strings.Cut(l, " "); ok && strings.HasPrefix(rest, "*") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
 // IsZero reports whether b holds only zero bytes.
 func IsZero(b []byte) bool {
 	for _, c := range b {
@@ -104,4 +131,3 @@ func Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
-
