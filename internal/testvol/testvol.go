@@ -156,11 +156,15 @@ func script(t testing.TB, name string, args []string) string {
 // a reader never sees a half-built file.
 func cached(t testing.TB, label string, sum []byte, build func(out string) error) string {
 	t.Helper()
-	dir := filepath.Join(os.TempDir(), "cbimg-testvol-"+hex.EncodeToString(sum)[:20])
+	dir := filepath.Join(os.TempDir(), cachePrefix+hex.EncodeToString(sum)[:20])
 	final := filepath.Join(dir, safeName(label))
 	if _, err := os.Stat(final); err == nil {
+		// The directory's time records the last use, for pruning.
+		now := time.Now()
+		os.Chtimes(dir, now, now)
 		return final
 	}
+	pruneOnce.Do(prune)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("testvol: %v", err)
 	}
@@ -190,6 +194,31 @@ func cached(t testing.TB, label string, sum []byte, build func(out string) error
 		t.Fatalf("testvol: %v", err)
 	}
 	return final
+}
+
+const (
+	cachePrefix = "cbimg-testvol-"
+	// cacheMaxAge is how long an unused cache entry is kept.
+	cacheMaxAge = 3 * 24 * time.Hour
+)
+
+var pruneOnce sync.Once
+
+// prune removes cache entries not used for cacheMaxAge, left behind by
+// older versions of the scripts.
+func prune() {
+	entries, err := os.ReadDir(os.TempDir())
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), cachePrefix) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > cacheMaxAge {
+			os.RemoveAll(filepath.Join(os.TempDir(), e.Name()))
+		}
+	}
 }
 
 func safeName(s string) string {

@@ -76,43 +76,39 @@ umount_vol() {
 }
 
 # fragment DIR PIECE: makes DIR/fragmented.bin (64 fragments) and
-# DIR/attrlist.bin (600 fragments of PIECE bytes: its runlist no longer fits in one MFT record,
-# so it gets an $ATTRIBUTE_LIST). ntfs-3g keeps a growing file contiguous when it
-# can, so: write many one-cluster files, fill all other free space with a
-# padding file, delete every other small file, write the two files into the
-# holes, and delete the padding.
+# DIR/attrlist.bin (600 fragments of PIECE bytes: its runlist no longer fits
+# in one MFT record, so it gets an $ATTRIBUTE_LIST). ntfs-3g places new files
+# in its own order and grows a file at its end when it can, so: reserve a
+# region with one file, fill all other free space, free the region, and grow
+# each target file in turn with a filler file, so that the two alternate
+# through the region; then delete fillers and padding.
 fragment() {
-	local d=$1 cs=$2
-	mkdir -p "$d/kept"
-	: >"$d/fragmented.bin"
-	: >"$d/attrlist.bin"
-	perl -e '
-		my ($d, $cs, $n) = @ARGV;
-		for my $i (0 .. 2 * $n - 1) {
-			open my $f, ">", sprintf("%s/kept/%04d.bin", $d, $i) or die "$!";
-			syswrite($f, chr(65 + $i % 26) x $cs) == $cs or die "write: $!";
-			close $f or die;
-		}
-	' "$d" "$cs" 720
+	local d=$1 piece=$2
+	mkdir -p "$d"
+	for f in fragmented.bin attrlist.bin filler1 filler2; do : >"$d/$f"; done
+	dd if=/dev/zero of="$d/reserve" bs="$piece" count=1400 status=none
 	dd if=/dev/zero of="$d/pad" bs=1M status=none 2>/dev/null || true
 	dd if=/dev/zero of="$d/pad" bs=64K oflag=append conv=notrunc status=none 2>/dev/null || true
-	dd if=/dev/zero of="$d/pad" bs="$cs" oflag=append conv=notrunc status=none 2>/dev/null || true
-	for i in $(seq 1 2 1439); do printf '%s/kept/%04d.bin\n' "$d" "$i"; done | xargs -d '\n' rm
+	dd if=/dev/zero of="$d/pad" bs="$piece" oflag=append conv=notrunc status=none 2>/dev/null || true
+	rm "$d/reserve"
 	perl -e '
 		my ($d, $cs) = @ARGV;
-		for my $x (["fragmented.bin", 64, 40], ["attrlist.bin", 600, 41]) {
-			my ($name, $n, $seed) = @$x;
+		for my $x (["fragmented.bin", "filler1", 64, 40], ["attrlist.bin", "filler2", 600, 41]) {
+			my ($name, $filler, $n, $seed) = @$x;
 			open my $r, "-|", "head -c " . ($cs * $n) . " /dev/zero | openssl enc -aes-128-ctr -nosalt -K " .
 				sprintf("%032x", $seed) . " -iv 00000000000000000000000000000000" or die;
 			open my $f, ">>", "$d/$name" or die "$name: $!";
+			open my $g, ">>", "$d/$filler" or die "$filler: $!";
 			for my $i (1 .. $n) {
 				read($r, my $buf, $cs) == $cs or die "short keystream";
 				syswrite($f, $buf) == $cs or die "write $name: $!";
+				syswrite($g, $buf) == $cs or die "write $filler: $!";
 			}
 			close $f or die "$name: $!";
+			close $g or die "$filler: $!";
 		}
-	' "$d" "$cs"
-	rm "$d/pad"
+	' "$d" "$piece"
+	rm "$d/pad" "$d/filler1" "$d/filler2"
 }
 
 # reparse FILE TAG SUBST PRINT [FLAGS]: gives FILE a Windows reparse point
