@@ -177,7 +177,7 @@ func TestRoundTripDefaultExcludes(t *testing.T) {
 				ex := excluded[strings.ToLower(fl.Path)]
 				// Thousands of small files: every file with data that is
 				// excluded or large, and a spread of the rest.
-				if !ex && len(files) > 400 && i%20 != 0 {
+				if !ex && len(files) > 400 && i%50 != 0 {
 					continue
 				}
 				src, dst := oracle.ICat(t, f.path, fl.Addr), oracle.ICat(t, out, fl.Addr)

@@ -30,6 +30,7 @@ type ntfsDirEntry struct {
 }
 
 type ntfsDirCacheEntry struct {
+	seq    uint16
 	byName map[string][]int // upcased name -> indexes into entries
 	entrs  []ntfsDirEntry
 	tick   uint64
@@ -233,7 +234,7 @@ func upcaseKey(t []uint16, raw []uint16) string {
 func (v *ntfsVol) dirIndex(dir uint64, seq uint16) (*ntfsDirCacheEntry, error) {
 	v.dirMu.Lock()
 	v.dirTick++
-	if e := v.dirCache[dir]; e != nil {
+	if e := v.dirCache[dir]; e != nil && (seq == 0 || e.seq == 0 || e.seq == seq) {
 		e.tick = v.dirTick
 		v.dirMu.Unlock()
 		return e, nil
@@ -247,7 +248,7 @@ func (v *ntfsVol) dirIndex(dir uint64, seq uint16) (*ntfsDirCacheEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &ntfsDirCacheEntry{byName: make(map[string][]int, len(ents)), entrs: ents}
+	e := &ntfsDirCacheEntry{seq: seq, byName: make(map[string][]int, len(ents)), entrs: ents}
 	for i := range ents {
 		k := upcaseKey(up, ents[i].fn.raw)
 		e.byName[k] = append(e.byName[k], i)
@@ -275,7 +276,12 @@ func (v *ntfsVol) dirIndex(dir uint64, seq uint16) (*ntfsDirCacheEntry, error) {
 // lookup finds name in directory dir, case-insensitively (an exact match
 // wins when names differ only in case). It returns nil when absent.
 func (v *ntfsVol) lookup(dir uint64, name string) (*ntfsDirEntry, error) {
-	d, err := v.dirIndex(dir, 0)
+	return v.lookupSeq(dir, 0, name)
+}
+
+// lookupSeq is lookup in directory dir with sequence number seq (0: any).
+func (v *ntfsVol) lookupSeq(dir uint64, seq uint16, name string) (*ntfsDirEntry, error) {
+	d, err := v.dirIndex(dir, seq)
 	if err != nil {
 		return nil, err
 	}

@@ -343,6 +343,7 @@ type ntfsFileName struct {
 	parentSeq uint16
 	namespace uint8
 	flags     uint32
+	times     [4]uint64 // created, modified, MFT changed, accessed
 	dataSize  uint64
 	name      string
 	raw       []uint16
@@ -368,6 +369,9 @@ func parseFileName(v []byte) (ntfsFileName, error) {
 		dataSize:  le.Uint64(v[0x30:]),
 		flags:     le.Uint32(v[0x38:]),
 		namespace: v[0x41],
+	}
+	for i := range fn.times {
+		fn.times[i] = le.Uint64(v[0x08+8*i:])
 	}
 	n := int(v[0x40])
 	if 0x42+2*n > len(v) {
