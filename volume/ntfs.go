@@ -457,6 +457,9 @@ func (v *ntfsVol) hibernated() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("hiberfil.sys: %w", err)
 	}
+	if len(attrsOf(attrs, attrData, "")) == 0 {
+		return false, nil
+	}
 	s, err := v.fileStream(attrs, rec.num, attrData, "")
 	if err != nil {
 		return false, err

@@ -19,6 +19,9 @@ const lznt1ChunkSize = 4096
 func lznt1Decompress(dst, src []byte) (int, error) {
 	out := 0
 	for p := 0; p+2 <= len(src); {
+		if out >= len(dst) {
+			break // the unit is full; what follows is slack
+		}
 		h := binary.LittleEndian.Uint16(src[p:])
 		if h == 0 {
 			break
@@ -29,9 +32,6 @@ func lznt1Decompress(dst, src []byte) (int, error) {
 		}
 		chunk := src[p+2 : p+2+size]
 		p += 2 + size
-		if out >= len(dst) {
-			return out, fmt.Errorf("more chunks than the %d-byte unit holds", len(dst))
-		}
 		limit := out + lznt1ChunkSize
 		if limit > len(dst) {
 			limit = len(dst)

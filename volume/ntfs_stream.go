@@ -193,6 +193,10 @@ func (s *ntfsStream) read(p []byte, off int64) error {
 	return nil
 }
 
+// ntfsMaxCompUnit bounds a compression unit; Windows uses 16 clusters of
+// at most 4 KiB.
+const ntfsMaxCompUnit = 1 << 20
+
 // readCompressed serves reads of an LZNT1-compressed stream one compression
 // unit at a time.
 func (s *ntfsStream) readCompressed(p []byte, off int64) error {
@@ -222,6 +226,10 @@ func (s *ntfsStream) unit(u int64) ([]byte, error) {
 	cs := uint64(s.v.inf.ClusterSize)
 	per := uint64(1) << s.compUnit
 	unitBytes := cs * per
+	if unitBytes > ntfsMaxCompUnit {
+		return nil, &FormatError{What: s.what, Offset: -1, Err: ErrUnsupported,
+			Msg: fmt.Sprintf("compression unit of %d clusters of %d bytes", per, cs)}
+	}
 	if s.unitData == nil {
 		s.unitData = make([]byte, unitBytes)
 	}

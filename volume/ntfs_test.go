@@ -335,6 +335,7 @@ func ntfsCheckVolume(t *testing.T, r io.ReaderAt, size int64, img string) *Volum
 	}
 	// Cluster runs hold the data sleuthkit extracts.
 	rec := ntfsRecover(t, img)
+	fls := ntfsFls(t, img)
 	compared := 0
 	for p, f := range files {
 		// Compressed files can have a last unit that is short and
@@ -359,6 +360,7 @@ func ntfsCheckVolume(t *testing.T, r io.ReaderAt, size int64, img string) *Volum
 	}
 	t.Logf("%d clusters of %d bytes, %d used; walk %d entries, ntfs-3g %d paths, %d files compared by runs",
 		in.ClusterCount, in.ClusterSize, popcount(bm), len(files), len(found), compared)
+	ntfsCheckBrowse(t, v.NTFS(), img, found, rec, fls)
 	return v
 }
 
@@ -515,6 +517,8 @@ func TestNTFSTestvol(t *testing.T) {
 	}{
 		{"full", testvol.NTFSSpec{Content: "full"}},
 		{"basic-dirty", testvol.NTFSSpec{Content: "basic", Dirty: true}},
+		// Records and index blocks span several 512-byte clusters.
+		{"basic-512", testvol.NTFSSpec{SizeMiB: 64, ClusterSize: 512, Content: "basic"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := testvol.NTFS(t, tc.spec)

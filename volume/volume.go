@@ -20,7 +20,7 @@ type Type uint8
 
 // File-system types. The numeric values are stored in .cbi headers.
 const (
-	Unknown Type = 0
+	Unknown Type = 0 // also: a sector-by-sector copy with no file-system knowledge
 	NTFS    Type = 1
 	FAT12   Type = 2
 	FAT16   Type = 3
@@ -38,6 +38,9 @@ func (t Type) String() string {
 	case FAT32:
 		return "fat32"
 	}
+	if t == Unknown {
+		return "raw"
+	}
 	return fmt.Sprintf("unknown(%d)", uint8(t))
 }
 
@@ -50,6 +53,9 @@ var (
 	ErrUnknownFS = errors.New("volume: unrecognized file system")
 	// ErrCorrupt means an on-disk structure is damaged or inconsistent.
 	ErrCorrupt = errors.New("volume: corrupt file system structure")
+	// ErrEncrypted means a BitLocker (or similar) volume whose file system
+	// cannot be read without unlocking it.
+	ErrEncrypted = errors.New("volume: encrypted volume")
 	// ErrUnsupported means a valid feature this reader does not handle.
 	ErrUnsupported = errors.New("volume: unsupported file-system feature")
 )
@@ -142,6 +148,28 @@ type Volume struct {
 	r    io.ReaderAt
 }
 
+// Raw describes a partition for a sector-by-sector copy: every sector is
+// "used", in clusters of 4 KiB (512 bytes when the size is not a multiple of
+// 4 KiB), with any remainder as a system extent.
+func Raw(size int64) *Info {
+	cs := int64(4096)
+	if size%cs != 0 {
+		cs = 512
+	}
+	return &Info{Type: Unknown, SectorSize: 512, ClusterSize: uint32(cs), TotalSectors: uint64(size / 512),
+		Size: size, ClusterCount: uint64(size / cs)}
+}
+
+// RawTail is the system extent of a Raw copy: the bytes after the last
+// whole cluster (none when the size is a multiple of the cluster size).
+func (i *Info) RawTail() []Extent {
+	end := int64(i.ClusterCount) * int64(i.ClusterSize)
+	if end < i.Size {
+		return []Extent{{Offset: end, Length: i.Size - end}}
+	}
+	return nil
+}
+
 // BootSectorSize is how many bytes Detect needs.
 const BootSectorSize = 512
 
@@ -158,6 +186,8 @@ func Open(r io.ReaderAt, size int64) (*Volume, error) {
 		impl, err = openNTFS(r, size)
 	case isFATBoot(boot[:]):
 		impl, err = openFAT(r, size)
+	case string(boot[3:11]) == "-FVE-FS-":
+		return nil, &FormatError{What: "boot record", Offset: 3, Msg: "BitLocker-encrypted volume: unlock it and back up the unlocked device, or copy it encrypted with --sector-by-sector", Err: ErrEncrypted}
 	default:
 		return nil, &FormatError{What: "boot record", Offset: 0, Msg: describeBoot(boot[:]), Err: ErrUnknownFS}
 	}
