@@ -33,6 +33,7 @@ type Options struct {
 	Excludes          []string // extra globs (see Match)
 	NoDefaultExcludes bool     // image hiberfil.sys, pagefile.sys, swapfile.sys and old images too
 	Force             bool     // back up a source that is mounted read-write
+	SectorBySector    bool     // copy every sector without reading the file system (encrypted or unknown volumes)
 
 	Progress func(Progress) // called often from the backup goroutine
 	Warn     func(string)   // warnings (dirty or hibernated file system, ...)
@@ -88,11 +89,16 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		warn("%s is mounted read-write at %s: the image may be inconsistent", opts.Source, m.Point)
 	}
 
-	vol, err := volume.Open(src, src.Size)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", opts.Source, err)
+	var vol *volume.Volume
+	var info volume.Info
+	if opts.SectorBySector {
+		info = *volume.Raw(src.Size)
+	} else {
+		if vol, err = volume.Open(src, src.Size); err != nil {
+			return nil, fmt.Errorf("%s: %w", opts.Source, err)
+		}
+		info = vol.Info
 	}
-	info := vol.Info
 	report := func(p Progress) {
 		if opts.Progress != nil {
 			p.Start = start
@@ -100,27 +106,23 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	report(Progress{Phase: "scan"})
-	bitmap, err := vol.Bitmap()
-	if err != nil {
-		return nil, fmt.Errorf("read allocation bitmap: %w", err)
-	}
+	var bitmap []byte
+	var excl []image.Exclusion
 	var flags uint8
-	if info.Missing > 0 {
-		warn("the partition is %d bytes shorter than its file system says; the missing sectors lie past the last cluster and hold no data", info.Missing)
-	}
-	if info.Dirty {
-		flags |= image.FlagDirty
-		warn("the %s file system is marked dirty (not cleanly unmounted): the image copies it as it is; run chkdsk/fsck on the restored volume", info.Type)
-	}
-	if hib, err := vol.Hibernated(); err != nil {
-		warn("cannot read hiberfil.sys: %v", err)
-	} else if hib {
-		flags |= image.FlagHibernated
-		warn("Windows is hibernated or used Fast Startup on this volume: files written after it resumes are not in the image, and the restored hibernation file is zeroed unless --no-default-excludes")
-	}
-	excl, err := findExclusions(ctx, vol, src, bitmap, rules(opts), !opts.NoDefaultExcludes)
-	if err != nil {
-		return nil, err
+	sysExtents := info.RawTail()
+	if vol == nil {
+		bitmap = allSet(info.ClusterCount)
+	} else {
+		if bitmap, err = vol.Bitmap(); err != nil {
+			return nil, fmt.Errorf("read allocation bitmap: %w", err)
+		}
+		if flags, err = checkState(vol, warn); err != nil {
+			return nil, err
+		}
+		if excl, err = findExclusions(ctx, vol, src, bitmap, rules(opts), !opts.NoDefaultExcludes); err != nil {
+			return nil, err
+		}
+		sysExtents = vol.SystemExtents()
 	}
 
 	used := popcount(bitmap)
@@ -138,7 +140,7 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		}
 		h.Level = uint8(opts.Level)
 	}
-	for _, e := range vol.SystemExtents() {
+	for _, e := range sysExtents {
 		h.SysExtents = append(h.SysExtents, image.Extent{Offset: e.Offset, Length: e.Length})
 	}
 	h.Finish()
@@ -183,6 +185,47 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 	res.Digest = w.Digest()
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// checkState warns about (and returns header flags for) a volume that is
+// not in a clean state.
+func checkState(vol *volume.Volume, warn func(string, ...any)) (uint8, error) {
+	var flags uint8
+	info := vol.Info
+	if info.Missing > 0 {
+		warn("the partition is %d bytes shorter than its file system says; the missing sectors lie past the last cluster and hold no data", info.Missing)
+	}
+	if info.Dirty {
+		flags |= image.FlagDirty
+		warn("the %s file system is marked dirty (not cleanly unmounted): the image copies it as it is; run chkdsk/fsck on the restored volume", info.Type)
+	}
+	if hib, err := vol.Hibernated(); err != nil {
+		warn("cannot read hiberfil.sys: %v", err)
+	} else if hib {
+		flags |= image.FlagHibernated
+		warn("Windows is hibernated or used Fast Startup on this volume: files written after it resumes are not in the image, and the restored hibernation file is zeroed unless --no-default-excludes")
+	}
+	if fat := vol.FAT(); fat != nil {
+		diffs, err := fat.CompareFATCopies()
+		if err != nil {
+			return 0, fmt.Errorf("compare FAT copies: %w", err)
+		}
+		for _, d := range diffs {
+			warn("FAT copy %d differs from the active FAT in %d entries (first: %d); the image keeps both copies as they are and uses the active one — run fsck.fat/chkdsk after restoring", d.Copy+1, d.Entries, d.FirstEntry)
+		}
+	}
+	return flags, nil
+}
+
+func allSet(n uint64) []byte {
+	b := make([]byte, (n+7)/8)
+	for i := range b {
+		b[i] = 0xff
+	}
+	if r := n % 8; r != 0 {
+		b[len(b)-1] = 1<<r - 1
+	}
+	return b
 }
 
 // logicalReader yields the image's logical stream straight from the

@@ -17,6 +17,7 @@ type backupOptions struct {
 	Excludes          []string
 	NoDefaultExcludes bool
 	Force             bool
+	SectorBySector    bool
 }
 
 func (o *backupOptions) addFlags(cmd *cobra.Command) {
@@ -26,6 +27,7 @@ func (o *backupOptions) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Excludes, "exclude", nil, "leave out files matching GLOB (case-insensitive; with a / it matches the whole path); repeatable")
 	f.BoolVar(&o.NoDefaultExcludes, "no-default-excludes", false, "also image hiberfil.sys, pagefile.sys, swapfile.sys and cbimg images on the volume")
 	f.BoolVar(&o.Force, "force", false, "back up a source that is mounted read-write")
+	f.BoolVar(&o.SectorBySector, "sector-by-sector", false, "copy every sector without reading the file system (BitLocker or unknown volumes)")
 }
 
 func newBackupCommand(g *globalOptions) *cobra.Command {
@@ -129,7 +131,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 	p := newProgress(g)
 	opts := backupcore.Options{
 		Source: source, Image: imagePath, Output: stdout, Codec: codec, Level: level, Split: split,
-		Excludes: o.Excludes, NoDefaultExcludes: o.NoDefaultExcludes, Force: o.Force,
+		Excludes: o.Excludes, NoDefaultExcludes: o.NoDefaultExcludes, Force: o.Force, SectorBySector: o.SectorBySector,
 		Progress: func(pr backupcore.Progress) { p.update(pr.Phase, pr.Done, pr.Total) },
 		Warn: func(s string) {
 			if !g.Quiet {

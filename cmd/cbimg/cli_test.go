@@ -178,3 +178,51 @@ func TestTargetTooSmall(t *testing.T) {
 		t.Fatalf("restore to a 1 MiB device: exit %d %s", code, stderr)
 	}
 }
+
+// A BitLocker volume is refused with a clear message; --sector-by-sector
+// copies it whole and restores it byte for byte.
+func TestBitLockerAndSectorBySector(t *testing.T) {
+	dir := t.TempDir()
+	vol := testvol.Copy(t, testvol.Real(t, "ntfs/win10-test-ntfs.dd"))
+	f, _ := os.OpenFile(vol, os.O_RDWR, 0)
+	f.WriteAt([]byte("-FVE-FS-"), 3)
+	f.Close()
+	img := filepath.Join(dir, "b.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", vol, img); code != exitFS || !strings.Contains(stderr, "BitLocker") {
+		t.Fatalf("backup of a BitLocker volume: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := cbimg(t, nil, "backup", "--sector-by-sector", vol, img); code != 0 {
+		t.Fatalf("--sector-by-sector: exit %d %s", code, stderr)
+	}
+	out := filepath.Join(dir, "r")
+	if _, stderr, code := cbimg(t, nil, "restore", "--yes", img, out); code != 0 {
+		t.Fatalf("restore: %d %s", code, stderr)
+	}
+	a, _ := os.ReadFile(vol)
+	b, _ := os.ReadFile(out)
+	if !bytes.Equal(a, b) {
+		t.Fatal("sector-by-sector restore differs")
+	}
+	info, _, _ := cbimg(t, nil, "info", "--json", img)
+	if !strings.Contains(info, `"file_system": "raw"`) {
+		t.Fatalf("info: %s", info)
+	}
+}
+
+// FAT copies that disagree are reported, and the backup keeps both.
+func TestFATCopiesDisagree(t *testing.T) {
+	dir := t.TempDir()
+	vol := testvol.Copy(t, testvol.Real(t, "fat/mkfs-fat16-lfn.img"))
+	f, _ := os.OpenFile(vol, os.O_RDWR, 0)
+	b := make([]byte, 512)
+	f.ReadAt(b, 0)
+	reserved := int64(b[14]) | int64(b[15])<<8
+	fatSz := int64(b[22]) | int64(b[23])<<8
+	// Entry 100 of the second FAT copy.
+	f.WriteAt([]byte{0x34, 0x12}, (reserved+fatSz)*512+200)
+	f.Close()
+	_, stderr, code := cbimg(t, nil, "backup", vol, filepath.Join(dir, "f.cbi"))
+	if code != 0 || !strings.Contains(stderr, "FAT copy 2 differs") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
