@@ -177,7 +177,10 @@ func (w *Writer) submit() error {
 	select {
 	case w.work <- j:
 	case <-w.done:
-		return w.failed()
+		// The job is queued for the writer, which waits for it: finish it.
+		j.err = w.failed()
+		close(j.ready)
+		return j.err
 	}
 	return nil
 }
