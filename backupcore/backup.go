@@ -34,6 +34,7 @@ type Options struct {
 	NoDefaultExcludes bool     // image hiberfil.sys, pagefile.sys, swapfile.sys and old images too
 	Force             bool     // back up a source that is mounted read-write
 	SectorBySector    bool     // copy every sector without reading the file system (encrypted or unknown volumes)
+	Rescue            bool     // store unreadable clusters as zeros, list them in the image, and go on
 
 	Progress func(Progress) // called often from the backup goroutine
 	Warn     func(string)   // warnings (dirty or hibernated file system, ...)
@@ -134,6 +135,9 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		SourceName: opts.Source, ToolVersion: "cbimg " + Version, Label: info.Label, OEMName: info.OEMName,
 		Exclusions: excl,
 	}
+	if opts.Rescue {
+		h.Flags |= image.FlagRescue
+	}
 	if h.Codec == image.CodecZstd {
 		if opts.Level == 0 {
 			opts.Level = 3
@@ -166,15 +170,24 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	lr := &logicalReader{ctx: ctx, src: src, info: &info, h: h, bitmap: bitmap}
+	lr := &logicalReader{ctx: ctx, src: src, info: &info, h: h, bitmap: bitmap, rescue: opts.Rescue}
 	lr.progress = func(done int64) { report(Progress{Phase: "copy", Done: done, Total: h.LogicalLen}) }
 	if _, err := w.ReadFrom(lr); err != nil {
 		w.Close()
 		return nil, err
 	}
+	if len(lr.unreadable) > 0 {
+		var n uint64
+		for _, r := range lr.unreadable {
+			n += r.Count
+		}
+		warn("%d clusters could not be read and are stored as zeros; their list is in the image (see info)", n)
+	}
+	w.SetUnreadable(lr.unreadable)
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("write image: %w", err)
 	}
+	h.Unreadable = lr.unreadable
 	if file != nil {
 		if err := file.Commit(); err != nil {
 			return nil, fmt.Errorf("write image: %w", err)
@@ -232,18 +245,20 @@ func allSet(n uint64) []byte {
 // source: the system extents in header order, then every cluster whose bit
 // is set, in ascending order, with large reads over contiguous runs.
 type logicalReader struct {
-	ctx      context.Context
-	src      io.ReaderAt
-	info     *volume.Info
-	h        *image.Header
-	bitmap   []byte
-	ext      int   // next system extent
-	extOff   int64 // bytes done of that extent
-	cluster  uint64
-	runLeft  int64 // bytes left in the current cluster run
-	runOff   int64 // partition offset of the next byte of that run
-	done     int64
-	progress func(int64)
+	ctx        context.Context
+	src        io.ReaderAt
+	info       *volume.Info
+	h          *image.Header
+	bitmap     []byte
+	ext        int   // next system extent
+	extOff     int64 // bytes done of that extent
+	cluster    uint64
+	runLeft    int64 // bytes left in the current cluster run
+	runOff     int64 // partition offset of the next byte of that run
+	done       int64
+	progress   func(int64)
+	rescue     bool
+	unreadable []image.Run
 }
 
 const maxRead = 8 << 20
@@ -254,8 +269,9 @@ func (l *logicalReader) Read(p []byte) (int, error) {
 	}
 	var off int64
 	var n int
+	system := l.ext < len(l.h.SysExtents)
 	switch {
-	case l.ext < len(l.h.SysExtents):
+	case system:
 		e := l.h.SysExtents[l.ext]
 		n = int(min(int64(len(p)), e.Length-l.extOff, maxRead))
 		off = e.Offset + l.extOff
@@ -273,7 +289,7 @@ func (l *logicalReader) Read(p []byte) (int, error) {
 		l.runOff += int64(n)
 		l.runLeft -= int64(n)
 	}
-	if err := readFull(l.src, p[:n], off); err != nil {
+	if err := l.read(p[:n], off, system); err != nil {
 		return 0, err
 	}
 	l.done += int64(n)
@@ -281,6 +297,45 @@ func (l *logicalReader) Read(p []byte) (int, error) {
 		l.progress(l.done)
 	}
 	return n, nil
+}
+
+// read fills p from the source at off. When a large read fails it reads
+// again in small pieces to name the exact place that fails; in rescue mode
+// unreadable clusters become zeros and are recorded instead.
+func (l *logicalReader) read(p []byte, off int64, system bool) error {
+	err := readFull(l.src, p, off)
+	if err == nil {
+		return nil
+	}
+	unit := int64(l.info.ClusterSize)
+	if system {
+		unit = int64(l.info.SectorSize)
+	}
+	base := l.info.ClusterOrigin
+	if system {
+		base = 0
+	}
+	for pos := int64(0); pos < int64(len(p)); {
+		// Pieces end on unit boundaries so that a failure maps to one cluster.
+		end := min(int64(len(p)), (off+pos-base)/unit*unit+unit+base-off)
+		piece := p[pos:end]
+		perr := readFull(l.src, piece, off+pos)
+		c := uint64((off + pos - base) / unit)
+		pos = end
+		if perr == nil {
+			continue
+		}
+		if !l.rescue || system {
+			return perr
+		}
+		clear(piece)
+		if n := len(l.unreadable); n > 0 && l.unreadable[n-1].Start+l.unreadable[n-1].Count == c {
+			l.unreadable[n-1].Count++
+		} else {
+			l.unreadable = append(l.unreadable, image.Run{Start: c, Count: 1})
+		}
+	}
+	return nil // every piece was read (or recorded): the first failure was transient
 }
 
 // nextRun moves to the next run of set bits.

@@ -18,10 +18,11 @@ import (
 
 // Magic numbers and fixed sizes of the on-disk structures.
 const (
-	Magic       = "CBIMG\x1a\n\x00" // first 8 bytes of every image
-	FrameMagic  = "CBCK"            // start of every chunk frame
-	TableMagic  = "CBTB"            // start of the chunk table
-	FooterMagic = "CBIMGEND"        // start of the footer
+	Magic        = "CBIMG\x1a\n\x00" // first 8 bytes of every image
+	FrameMagic   = "CBCK"            // start of every chunk frame
+	TableMagic   = "CBTB"            // start of the chunk table
+	FooterMagic  = "CBIMGEND"        // start of the footer
+	TrailerMagic = "CBTR"            // start of the optional trailer records
 
 	Version = 1 // the only format version this package writes and reads
 
@@ -574,6 +575,7 @@ type Footer struct {
 	Digest      [32]byte // SHA-256 over header, bitmap and every chunk's SHA-256
 	HeaderCRC   uint32
 	BitmapCRC   uint32
+	TrailerLen  uint32 // bytes of trailer records between the table and the footer, 0 when none
 }
 
 func (f *Footer) encode() []byte {
@@ -586,7 +588,7 @@ func (f *Footer) encode() []byte {
 	b.bytes(f.Digest[:])
 	b.u32(f.HeaderCRC)
 	b.u32(f.BitmapCRC)
-	b.u32(0)
+	b.u32(f.TrailerLen)
 	b.u32(crc(b))
 	return b
 }
@@ -607,6 +609,7 @@ func decodeFooter(p []byte, off int64) (*Footer, error) {
 	copy(f.Digest[:], r.take(32))
 	f.HeaderCRC = r.u32()
 	f.BitmapCRC = r.u32()
+	f.TrailerLen = r.u32()
 	return f, nil
 }
 
@@ -620,4 +623,64 @@ func (h *Header) Finish() {
 	h.BitmapLen = int64((h.ClusterCount + 7) / 8)
 	h.LogicalLen = h.SysBytes() + int64(h.ImageClusters)*int64(h.ClusterSize)
 	h.ChunkCount = uint32((h.LogicalLen + int64(h.ChunkSize) - 1) / int64(h.ChunkSize))
+}
+
+// encodeTrailer builds the trailer: facts known only at the end of a
+// backup, such as clusters that could not be read.
+func encodeTrailer(unreadable []Run) []byte {
+	b := writeBuf(make([]byte, 0, 16+16*len(unreadable)))
+	b.bytes([]byte(TrailerMagic))
+	b.u32(0) // length, patched below
+	b.u16(TagUnreadable)
+	b.u32(uint32(16 * len(unreadable)))
+	for _, r := range unreadable {
+		b.u64(r.Start)
+		b.u64(r.Count)
+	}
+	binary.LittleEndian.PutUint32(b[4:], uint32(len(b)+4))
+	b.u32(crc(b))
+	return b
+}
+
+// decodeTrailer checks a trailer and returns the unreadable-cluster runs,
+// bounded by the cluster count.
+func decodeTrailer(p []byte, off int64, clusters uint64) ([]Run, error) {
+	bad := func(err error, format string, a ...any) error {
+		return &FormatError{Region: "trailer", Offset: off, Msg: fmt.Sprintf(format, a...), Err: err}
+	}
+	if len(p) < 12 || string(p[:4]) != TrailerMagic || int(binary.LittleEndian.Uint32(p[4:])) != len(p) {
+		return nil, bad(ErrFormat, "trailer magic or length wrong")
+	}
+	if got, want := crc(p[:len(p)-4]), binary.LittleEndian.Uint32(p[len(p)-4:]); got != want {
+		return nil, bad(ErrChecksum, "CRC32C %08x, stored %08x", got, want)
+	}
+	var runs []Run
+	r := readBuf{b: p[8 : len(p)-4]}
+	for len(r.b) > 0 && !r.bad {
+		tag := r.u16()
+		l := r.u32()
+		if int64(l) > int64(len(r.b)) {
+			return nil, bad(ErrFormat, "record %#x length %d past the trailer", tag, l)
+		}
+		v := readBuf{b: r.take(int(l))}
+		switch {
+		case tag == TagUnreadable:
+			if l%16 != 0 {
+				return nil, bad(ErrFormat, "unreadable-cluster record length %d", l)
+			}
+			for len(v.b) > 0 {
+				run := Run{v.u64(), v.u64()}
+				if run.Start > clusters || run.Count > clusters-run.Start {
+					return nil, bad(ErrFormat, "unreadable run %d+%d outside the volume", run.Start, run.Count)
+				}
+				runs = append(runs, run)
+			}
+		case tag&tagCritical != 0:
+			return nil, bad(ErrVersion, "critical record %#04x not understood by this cbimg", tag)
+		}
+	}
+	if r.bad {
+		return nil, bad(ErrFormat, "records truncated")
+	}
+	return runs, nil
 }

@@ -15,12 +15,13 @@ type Reader struct {
 	Footer *Footer
 	Bitmap []byte
 
-	src    io.ReaderAt
-	closer io.Closer
-	size   int64
-	frames []frame
-	ix     *index
-	cache  *chunkCache
+	src     io.ReaderAt
+	closer  io.Closer
+	size    int64
+	frames  []frame
+	ix      *index
+	cache   *chunkCache
+	trailer []byte
 }
 
 // Options tune a Reader.
@@ -140,7 +141,7 @@ func (r *Reader) load() error {
 
 func (r *Reader) loadTable(dataStart int64) error {
 	h, f := r.Header, r.Footer
-	tlen := r.size - FooterLen - f.TableOffset
+	tlen := r.size - FooterLen - int64(f.TrailerLen) - f.TableOffset
 	want := 12 + int64(h.ChunkCount)*tableEntryLen
 	if f.TableOffset < dataStart || tlen != want || f.ChunkCount != h.ChunkCount {
 		return &FormatError{Region: "footer", Offset: r.size - FooterLen, Msg: fmt.Sprintf("chunk table at %d (%d bytes, %d chunks) does not fit the image (%d chunks expected)", f.TableOffset, tlen, f.ChunkCount, h.ChunkCount), Err: ErrFormat}
@@ -155,6 +156,21 @@ func (r *Reader) loadTable(dataStart int64) error {
 	}
 	if tcrc != le32(tb[tlen-4:]) || tcrc != f.TableCRC {
 		return &FormatError{Region: "table", Offset: f.TableOffset, Msg: fmt.Sprintf("CRC32C %08x, stored %08x", tcrc, le32(tb[tlen-4:])), Err: ErrChecksum}
+	}
+	if f.TrailerLen > 0 {
+		if h.Flags&FlagRescue == 0 || f.TrailerLen > 1<<30 {
+			return &FormatError{Region: "footer", Offset: r.size - FooterLen, Msg: fmt.Sprintf("unexpected trailer of %d bytes", f.TrailerLen), Err: ErrFormat}
+		}
+		tr := make([]byte, f.TrailerLen)
+		if err := r.readAt(tr, f.TableOffset+tlen, "trailer"); err != nil {
+			return err
+		}
+		runs, err := decodeTrailer(tr, f.TableOffset+tlen, h.ClusterCount)
+		if err != nil {
+			return err
+		}
+		h.Unreadable = runs
+		r.trailer = tr
 	}
 	rb := readBuf{b: tb[4 : tlen-4]}
 	if n := rb.u32(); n != h.ChunkCount {

@@ -193,6 +193,29 @@ func (s *StreamReader) finish() error {
 			return &FormatError{Region: "table", Offset: tableOff + 8 + int64(i)*tableEntryLen, Msg: fmt.Sprintf("entry %d disagrees with chunk frame", i), Err: ErrFormat}
 		}
 	}
+	var trailer []byte
+	if h.Flags&FlagRescue != 0 {
+		head := make([]byte, 8)
+		trOff := s.off
+		if err := s.full(head, "trailer"); err != nil {
+			return err
+		}
+		n := le32(head[4:])
+		if string(head[:4]) != TrailerMagic || n < 12 || n > 1<<30 {
+			return &FormatError{Region: "trailer", Offset: trOff, Msg: "trailer magic or length wrong", Err: ErrFormat}
+		}
+		trailer = make([]byte, n)
+		copy(trailer, head)
+		if err := s.full(trailer[8:], "trailer"); err != nil {
+			return err
+		}
+		runs, err := decodeTrailer(trailer, trOff, h.ClusterCount)
+		if err != nil {
+			return err
+		}
+		h.Unreadable = runs
+		s.digest.Write(trailer)
+	}
 	fb := make([]byte, FooterLen)
 	footOff := s.off
 	if err := s.full(fb, "footer"); err != nil {
@@ -205,7 +228,7 @@ func (s *StreamReader) finish() error {
 	var d [32]byte
 	copy(d[:], s.digest.Sum(nil))
 	switch {
-	case f.TableOffset != tableOff || f.ImageLen != s.off || f.ChunkCount != h.ChunkCount:
+	case f.TableOffset != tableOff || f.ImageLen != s.off || f.ChunkCount != h.ChunkCount || f.TrailerLen != uint32(len(trailer)):
 		return &FormatError{Region: "footer", Offset: footOff, Msg: "footer disagrees with the image layout", Err: ErrFormat}
 	case f.HeaderCRC != s.hdrCRC || f.BitmapCRC != s.bmapCRC || f.TableCRC != le32(tb[len(tb)-4:]):
 		return &FormatError{Region: "footer", Offset: footOff, Msg: "footer's record of header, bitmap or table differs", Err: ErrChecksum}

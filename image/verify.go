@@ -78,6 +78,7 @@ feed:
 		d.Write(r.frames[i].Sum[:])
 		rep.Logical += int64(r.frames[i].LogicalLen)
 	}
+	d.Write(r.trailer)
 	var sum [32]byte
 	copy(sum[:], d.Sum(nil))
 	if sum != r.Footer.Digest {

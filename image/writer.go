@@ -42,6 +42,8 @@ type Writer struct {
 	closed   bool
 	hdrCRC   uint32
 	bmapCRC  uint32
+	// runs of clusters that could not be read, for the trailer
+	unreadable []Run
 }
 
 type job struct {
@@ -295,13 +297,26 @@ func (w *Writer) Close() error {
 	if _, err := w.out.Write(t); err != nil {
 		return w.fail(err)
 	}
-	f := Footer{TableOffset: tableOff, ImageLen: w.out.n + FooterLen, ChunkCount: uint32(len(w.frames)), TableCRC: tcrc, HeaderCRC: w.hdrCRC, BitmapCRC: w.bmapCRC}
+	var trailer []byte
+	if w.h.Flags&FlagRescue != 0 {
+		trailer = encodeTrailer(w.unreadable)
+		w.digest.Write(trailer)
+		if _, err := w.out.Write(trailer); err != nil {
+			return w.fail(err)
+		}
+	}
+	f := Footer{TableOffset: tableOff, ImageLen: w.out.n + FooterLen, ChunkCount: uint32(len(w.frames)), TableCRC: tcrc, HeaderCRC: w.hdrCRC, BitmapCRC: w.bmapCRC, TrailerLen: uint32(len(trailer))}
 	copy(f.Digest[:], w.digest.Sum(nil))
 	if _, err := w.out.Write(f.encode()); err != nil {
 		return w.fail(err)
 	}
 	return nil
 }
+
+// SetUnreadable records the clusters that could not be read (and were
+// written as zeros). It needs FlagRescue in the header and takes effect at
+// Close, in the trailer.
+func (w *Writer) SetUnreadable(runs []Run) { w.unreadable = runs }
 
 // Digest returns the image digest after a successful Close.
 func (w *Writer) Digest() [32]byte {

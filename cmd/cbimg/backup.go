@@ -18,6 +18,7 @@ type backupOptions struct {
 	NoDefaultExcludes bool
 	Force             bool
 	SectorBySector    bool
+	Rescue            bool
 }
 
 func (o *backupOptions) addFlags(cmd *cobra.Command) {
@@ -27,6 +28,7 @@ func (o *backupOptions) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Excludes, "exclude", nil, "leave out files matching GLOB (case-insensitive; with a / it matches the whole path); repeatable")
 	f.BoolVar(&o.NoDefaultExcludes, "no-default-excludes", false, "also image hiberfil.sys, pagefile.sys, swapfile.sys and cbimg images on the volume")
 	f.BoolVar(&o.Force, "force", false, "back up a source that is mounted read-write")
+	f.BoolVar(&o.Rescue, "rescue", false, "store unreadable clusters as zeros, list them in the image, and go on")
 	f.BoolVar(&o.SectorBySector, "sector-by-sector", false, "copy every sector without reading the file system (BitLocker or unknown volumes)")
 }
 
@@ -131,7 +133,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 	p := newProgress(g)
 	opts := backupcore.Options{
 		Source: source, Image: imagePath, Output: stdout, Codec: codec, Level: level, Split: split,
-		Excludes: o.Excludes, NoDefaultExcludes: o.NoDefaultExcludes, Force: o.Force, SectorBySector: o.SectorBySector,
+		Excludes: o.Excludes, NoDefaultExcludes: o.NoDefaultExcludes, Force: o.Force, SectorBySector: o.SectorBySector, Rescue: o.Rescue,
 		Progress: func(pr backupcore.Progress) { p.update(pr.Phase, pr.Done, pr.Total) },
 		Warn: func(s string) {
 			if !g.Quiet {

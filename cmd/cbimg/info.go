@@ -42,6 +42,12 @@ type infoJSON struct {
 	Partition        partitionJSON   `json:"partition"`
 	SystemExtents    []extentJSON    `json:"system_extents"`
 	Exclusions       []exclusionJSON `json:"exclusions"`
+	Unreadable       []runJSON       `json:"unreadable"`
+}
+
+type runJSON struct {
+	Start uint64 `json:"start"`
+	Count uint64 `json:"count"`
 }
 
 type partitionJSON struct {
@@ -85,6 +91,10 @@ func makeInfo(name string, h *image.Header, imageBytes int64, digest [32]byte) i
 	for _, x := range h.Exclusions {
 		j.Exclusions = append(j.Exclusions, exclusionJSON{x.Path, x.Reason, x.Clusters, int64(x.Clusters) * int64(h.ClusterSize)})
 	}
+	j.Unreadable = []runJSON{}
+	for _, r := range h.Unreadable {
+		j.Unreadable = append(j.Unreadable, runJSON{r.Start, r.Count})
+	}
 	return j
 }
 
@@ -109,6 +119,9 @@ func printInfo(w io.Writer, j infoJSON) {
 	}
 	if j.Hibernated {
 		fmt.Fprintf(w, "Warning:          Windows was hibernated (or Fast Startup) at backup\n")
+	}
+	for _, r := range j.Unreadable {
+		fmt.Fprintf(w, "Unreadable:       clusters %d-%d could not be read at backup; stored as zeros\n", r.Start, r.Start+r.Count-1)
 	}
 	fmt.Fprintf(w, "Digest:           %s\n", j.Digest)
 	if len(j.Exclusions) == 0 {

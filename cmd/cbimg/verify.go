@@ -15,6 +15,7 @@ type verifyJSON struct {
 	Chunks       int           `json:"chunks"`
 	BytesChecked int64         `json:"bytes_checked"`
 	Problems     []problemJSON `json:"problems"`
+	Unreadable   uint64        `json:"unreadable_clusters"`
 }
 
 type problemJSON struct {
@@ -57,6 +58,9 @@ func runVerify(cmd *cobra.Command, g *globalOptions, name string) error {
 			return err
 		}
 		j.Chunks, j.BytesChecked = rep.Chunks, rep.Logical
+		for _, u := range r.Header.Unreadable {
+			j.Unreadable += u.Count
+		}
 		for _, e := range rep.Problems {
 			addProblem(e)
 		}
@@ -81,5 +85,8 @@ func reportVerify(w io.Writer, j verifyJSON) {
 	}
 	if j.OK {
 		fmt.Fprintf(w, "OK: %d chunks, %s checked, digest matches\n", j.Chunks, human(j.BytesChecked))
+	}
+	if j.Unreadable > 0 {
+		fmt.Fprintf(w, "NOTE: %d clusters could not be read at backup and are stored as zeros (see info)\n", j.Unreadable)
 	}
 }
