@@ -34,7 +34,16 @@ type Options struct {
 	Confirm func(Plan) error
 
 	Progress func(Progress)
+
+	// Journal, when set, is a file where the restore records its progress
+	// (seekable images only); Resume continues from it.
+	Journal string
+	Resume  bool
 }
+
+// journalEvery is how many bytes are written between syncs and journal
+// updates.
+var journalEvery int64 = 256 << 20
 
 // Plan says what a restore is about to do.
 type Plan struct {
@@ -89,7 +98,11 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	}
 	var sr *image.StreamReader
 	var imgFile string
+	var jr *journal
 	if opts.Image == "-" || opts.Image == "" {
+		if opts.Resume {
+			return nil, fmt.Errorf("%w: resuming needs an image file, not a stream", ErrJournal)
+		}
 		if opts.Input == nil {
 			return nil, errors.New("restorecore: no image path and no input stream")
 		}
@@ -112,6 +125,17 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 		imgFile = opts.Image
+		if opts.Journal != "" {
+			jr = newJournal(opts.Journal, opts.Image, opts.Target, r.Footer.Digest)
+		}
+	}
+	if opts.Resume {
+		if jr == nil {
+			return nil, fmt.Errorf("%w: no journal file given", ErrJournal)
+		}
+		if err := jr.load(); err != nil {
+			return nil, err
+		}
 	}
 	defer sr.Close()
 	h := sr.Header
@@ -160,6 +184,14 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	res := &Result{Header: h}
+	var skip, synced int64 // with Resume: logical bytes already on the target
+	if jr != nil {
+		skip = jr.Done
+		synced = skip
+		if err := jr.save(); err != nil {
+			return nil, &WriteError{Err: fmt.Errorf("resume journal: %w", err)}
+		}
+	}
 	buf := make([]byte, 4<<20)
 	put := func(off, n int64) error {
 		for n > 0 {
@@ -173,13 +205,26 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 				}
 				return err
 			}
-			if err := w.writeAt(buf[:k], off); err != nil {
+			// Bytes a previous run already wrote are only read (they are
+			// still checked, and boot-record bytes among them are held).
+			done := min(max(skip-res.Written, 0), k)
+			w.hold(buf[:done], off)
+			if err := w.writeAt(buf[done:k], off+done); err != nil {
 				return err
 			}
 			off += k
 			n -= k
 			res.Written += k
 			report(Progress{Phase: "write", Done: res.Written, Total: h.LogicalLen})
+			if jr != nil && res.Written-synced >= journalEvery {
+				if err := tgt.Sync(); err != nil {
+					return err
+				}
+				jr.Done, synced = res.Written, res.Written
+				if err := jr.save(); err != nil {
+					return fmt.Errorf("resume journal: %w", err)
+				}
+			}
 		}
 		return nil
 	}
@@ -240,6 +285,9 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	if err := tgt.Sync(); err != nil {
 		return fail(err)
 	}
+	if jr != nil {
+		jr.remove()
+	}
 	res.Duration = time.Since(start)
 	return res, tgt.Close()
 }
@@ -283,7 +331,8 @@ type heldBytes struct {
 	data []byte
 }
 
-func (w *guardWriter) writeAt(p []byte, off int64) error {
+// hold keeps the guard-range bytes of p (at partition offset off).
+func (w *guardWriter) hold(p []byte, off int64) {
 	end := off + int64(len(p))
 	for _, g := range w.guards {
 		s, e := max(off, g.Offset), min(end, g.Offset+g.Length)
@@ -291,6 +340,13 @@ func (w *guardWriter) writeAt(p []byte, off int64) error {
 			w.held = append(w.held, heldBytes{s, append([]byte(nil), p[s-off:e-off]...)})
 		}
 	}
+}
+
+func (w *guardWriter) writeAt(p []byte, off int64) error {
+	if len(p) == 0 {
+		return nil
+	}
+	w.hold(p, off)
 	// Write around the guards.
 	segs := []image.Extent{{Offset: off, Length: int64(len(p))}}
 	for _, g := range w.guards {

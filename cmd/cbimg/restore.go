@@ -16,6 +16,8 @@ import (
 type restoreOptions struct {
 	Yes      bool
 	ZeroFree bool
+	Resume   bool
+	Journal  string
 }
 
 func newRestoreCommand(g *globalOptions) *cobra.Command {
@@ -37,14 +39,21 @@ for confirmation unless --yes.
 	}
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&o.ZeroFree, "zero-free", false, "write zeros to free clusters (default: leave them as they are)")
+	cmd.Flags().BoolVar(&o.Resume, "resume", false, "continue an interrupted restore from its journal")
+	cmd.Flags().StringVar(&o.Journal, "journal", "", "progress journal for --resume (default: IMAGE.resume; \"none\" to keep none)")
 	return cmd
 }
 
 func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions, imagePath, target string) error {
 	p := newProgress(g)
 	opts := restorecore.Options{
-		Image: imagePath, Input: cmd.InOrStdin(), Target: target, ZeroFree: o.ZeroFree,
+		Image: imagePath, Input: cmd.InOrStdin(), Target: target, ZeroFree: o.ZeroFree, Resume: o.Resume, Journal: o.Journal,
 		Progress: func(pr restorecore.Progress) { p.update(pr.Phase, pr.Done, pr.Total) },
+	}
+	if opts.Journal == "" && imagePath != "-" {
+		opts.Journal = imagePath + ".resume"
+	} else if opts.Journal == "none" {
+		opts.Journal = ""
 	}
 	interactive := !o.Yes && imagePath != "-" && term.IsTerminal(int(os.Stdin.Fd()))
 	if interactive {
