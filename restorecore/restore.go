@@ -39,6 +39,8 @@ type Options struct {
 	// (seekable images only); Resume continues from it.
 	Journal string
 	Resume  bool
+
+	Warn func(string)
 }
 
 // journalEvery is how many bytes are written between syncs and journal
@@ -189,7 +191,14 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 		skip = jr.Done
 		synced = skip
 		if err := jr.save(); err != nil {
-			return nil, &WriteError{Err: fmt.Errorf("resume journal: %w", err)}
+			if opts.Resume {
+				return nil, &WriteError{Err: fmt.Errorf("resume journal: %w", err)}
+			}
+			// A read-only image medium: restore without a journal.
+			if opts.Warn != nil {
+				opts.Warn(fmt.Sprintf("cannot write the resume journal %s (%v): an interrupted restore will have to start over", jr.path, err))
+			}
+			jr = nil
 		}
 	}
 	buf := make([]byte, 4<<20)

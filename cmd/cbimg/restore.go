@@ -49,6 +49,11 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions, imagePa
 	opts := restorecore.Options{
 		Image: imagePath, Input: cmd.InOrStdin(), Target: target, ZeroFree: o.ZeroFree, Resume: o.Resume, Journal: o.Journal,
 		Progress: func(pr restorecore.Progress) { p.update(pr.Phase, pr.Done, pr.Total) },
+		Warn: func(s string) {
+			if !g.Quiet {
+				fmt.Fprintln(os.Stderr, "cbimg: warning:", s)
+			}
+		},
 	}
 	if opts.Journal == "" && imagePath != "-" {
 		opts.Journal = imagePath + ".resume"
