@@ -2,6 +2,7 @@ package image
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"hash"
@@ -59,15 +60,18 @@ func NewStreamReader(r io.Reader) (*StreamReader, error) {
 	if s.Header, err = DecodeHeader(hb); err != nil {
 		return nil, err
 	}
-	// A stream's length is unknown: bound the bitmap by the header's own
-	// consistency checks (cluster count fits the partition) and a hard cap.
+	// A stream's length is unknown: the bitmap buffer grows only as its
+	// bytes actually arrive, under a hard cap.
 	if s.Header.BitmapLen > 1<<34 {
 		return nil, &FormatError{Region: "header", Offset: 0, Msg: fmt.Sprintf("bitmap of %d bytes", s.Header.BitmapLen), Err: ErrFormat}
 	}
-	bm := make([]byte, s.Header.BitmapLen+4)
-	if err := s.full(bm, "bitmap"); err != nil {
-		return nil, err
+	var bb bytes.Buffer
+	n, err := io.CopyN(&bb, s.in, s.Header.BitmapLen+4)
+	s.off += n
+	if err != nil {
+		return nil, &FormatError{Region: "bitmap", Offset: s.off, Msg: "stream ends early", Err: ErrTruncated}
 	}
+	bm := bb.Bytes()
 	s.Bitmap = bm[: len(bm)-4 : len(bm)-4]
 	s.hdrCRC = crc(hb)
 	s.bmapCRC = crc(s.Bitmap)
