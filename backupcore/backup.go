@@ -11,6 +11,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/volume"
@@ -63,7 +64,7 @@ var ErrSourceMounted = errors.New("backupcore: source is mounted read-write")
 // Backup runs a backup. On any error no image is left under opts.Image.
 func Backup(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
-	src, err := sysdev.OpenSource(opts.Source)
+	src, err := disk.OpenPartition(opts.Source, false)
 	if err != nil {
 		return nil, fmt.Errorf("open source: %w", err)
 	}
@@ -76,9 +77,13 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 			opts.Warn(s)
 		}
 	}
-	mounts, err := sysdev.MountsOf(opts.Source)
-	if err != nil {
-		warn("cannot tell whether %s is mounted: %v", opts.Source, err)
+	var mounts []sysdev.Mount
+	for _, dev := range src.Devices {
+		m, err := sysdev.MountsOf(dev)
+		if err != nil {
+			warn("cannot tell whether %s is mounted: %v", dev, err)
+		}
+		mounts = append(mounts, m...)
 	}
 	for _, m := range mounts {
 		if m.ReadOnly {
@@ -93,9 +98,9 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 	var vol *volume.Volume
 	var info volume.Info
 	if opts.SectorBySector {
-		info = *volume.Raw(src.Size)
+		info = *volume.Raw(src.Size())
 	} else {
-		if vol, err = volume.Open(src, src.Size); err != nil {
+		if vol, err = volume.Open(src, src.Size()); err != nil {
 			return nil, fmt.Errorf("%s: %w", opts.Source, err)
 		}
 		info = vol.Info
@@ -130,7 +135,9 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 	h := &image.Header{
 		FSType: uint8(info.Type), Codec: opts.Codec, SectorSize: info.SectorSize, ClusterSize: info.ClusterSize,
 		ChunkSize: opts.ChunkSize, FSSectors: info.TotalSectors, FSSize: info.Size, ClusterCount: info.ClusterCount,
-		ImageClusters: used, ClusterOrigin: info.ClusterOrigin, PartLength: src.Size, HiddenSectors: info.HiddenSectors,
+		ImageClusters: used, ClusterOrigin: info.ClusterOrigin, PartLength: src.Size(), HiddenSectors: info.HiddenSectors,
+		PartStart: src.Partition.Start, Scheme: uint8(src.Partition.Scheme), MBRType: src.Partition.MBRType,
+		GPTType: src.Partition.TypeGUID, GPTGUID: src.Partition.GUID, PartName: src.Partition.Name,
 		Serial: info.Serial, Created: time.Now().UTC(), SplitSize: opts.Split, Flags: flags,
 		SourceName: opts.Source, ToolVersion: "cbimg " + Version, Label: info.Label, OEMName: info.OEMName,
 		Exclusions: excl,

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/volume"
@@ -65,10 +66,13 @@ type Progress struct {
 
 // Result describes a finished restore.
 type Result struct {
-	Header   *image.Header
-	Written  int64 // bytes of data written (without zeros)
-	Zeroed   int64
-	Duration time.Duration
+	Header  *image.Header
+	Written int64 // bytes of data written (without zeros)
+	Zeroed  int64
+	// HiddenSectors is the boot records' new "hidden sectors" value when the
+	// target partition starts elsewhere than the source did (0: unchanged).
+	HiddenSectors uint64
+	Duration      time.Duration
 }
 
 // Errors.
@@ -142,14 +146,17 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	defer sr.Close()
 	h := sr.Header
 
-	if mounts, err := sysdev.MountsOf(opts.Target); err == nil && len(mounts) > 0 {
-		return nil, fmt.Errorf("%w at %s (%s): unmount it first", ErrTargetMounted, mounts[0].Point, mounts[0].FSType)
-	}
-	tgt, err := sysdev.OpenTarget(opts.Target)
+	res0 := &Result{}
+	tgt, err := disk.OpenPartition(opts.Target, true)
 	if err != nil {
 		return nil, fmt.Errorf("open target: %w", err)
 	}
 	defer tgt.Close()
+	for _, dev := range tgt.Devices {
+		if mounts, err := sysdev.MountsOf(dev); err == nil && len(mounts) > 0 {
+			return nil, fmt.Errorf("%w: %s at %s (%s): unmount it first", ErrTargetMounted, dev, mounts[0].Point, mounts[0].FSType)
+		}
+	}
 	if imgFile != "" {
 		if a, err := os.Stat(imgFile); err == nil {
 			if b, err := tgt.Stat(); err == nil && os.SameFile(a, b) {
@@ -157,11 +164,11 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			}
 		}
 	}
-	if !tgt.Regular && tgt.Size < h.FSSize {
-		return nil, fmt.Errorf("%w: %s has %d bytes, the image needs %d", ErrTargetTooSmall, opts.Target, tgt.Size, h.FSSize)
+	if !tgt.Regular && tgt.Size() < h.FSSize {
+		return nil, fmt.Errorf("%w: %s has %d bytes, the image needs %d", ErrTargetTooSmall, opts.Target, tgt.Size(), h.FSSize)
 	}
 	if opts.Confirm != nil {
-		if err := opts.Confirm(Plan{Header: h, Target: opts.Target, TargetSize: tgt.Size, Regular: tgt.Regular}); err != nil {
+		if err := opts.Confirm(Plan{Header: h, Target: opts.Target, TargetSize: tgt.Size(), Regular: tgt.Regular}); err != nil {
 			return nil, err
 		}
 	}
@@ -170,7 +177,15 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &guardWriter{f: tgt.File, guards: guards}
+	w := &guardWriter{f: tgt, guards: guards}
+	// A partition at another place on its disk: the boot records' "hidden
+	// sectors" (the partition's start LBA) must follow it.
+	if tgt.Partition.Number > 0 {
+		if hs := uint64(tgt.Start()) / uint64(h.SectorSize); hs != h.HiddenSectors && hs <= 0xFFFFFFFF && h.FSType != 0 {
+			w.hidden, w.setHidden = uint32(hs), true
+			res0.HiddenSectors = hs
+		}
+	}
 	// Invalidate the boot records before any data goes out.
 	for _, g := range guards {
 		if _, err := tgt.WriteAt(make([]byte, g.Length), g.Offset); err != nil {
@@ -180,12 +195,13 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	if err := tgt.Sync(); err != nil && !tgt.Regular {
 		return nil, &WriteError{Err: err}
 	}
-	if tgt.Regular && tgt.Size < h.PartLength {
+	if tgt.Regular && tgt.Size() < h.PartLength {
 		if err := tgt.Truncate(h.PartLength); err != nil {
 			return nil, &WriteError{Err: err}
 		}
 	}
-	res := &Result{Header: h}
+	res := res0
+	res.Header = h
 	var skip, synced int64 // with Resume: logical bytes already on the target
 	if jr != nil {
 		skip = jr.Done
@@ -330,9 +346,11 @@ func bootGuards(h *image.Header, in *bufio.Reader) ([]image.Extent, error) {
 // guardWriter writes to the target but holds back the bytes of the guard
 // ranges until flushGuards.
 type guardWriter struct {
-	f      *os.File
-	guards []image.Extent
-	held   []heldBytes
+	f         io.WriterAt
+	guards    []image.Extent
+	held      []heldBytes
+	hidden    uint32 // new "hidden sectors" value, when setHidden
+	setHidden bool
 }
 
 type heldBytes struct {
@@ -401,6 +419,16 @@ func (w *guardWriter) zero(off, n int64) error {
 // sector 0 last.
 func (w *guardWriter) flushGuards() error {
 	sort.SliceStable(w.held, func(i, j int) bool { return w.held[i].off > w.held[j].off })
+	if w.setHidden {
+		// NTFS and FAT both keep it at byte 0x1C of the boot sector.
+		for _, g := range w.guards {
+			for _, hb := range w.held {
+				if o := g.Offset + 0x1C - hb.off; hb.off <= g.Offset && o+4 <= int64(len(hb.data)) {
+					binary.LittleEndian.PutUint32(hb.data[o:], w.hidden)
+				}
+			}
+		}
+	}
 	for _, h := range w.held {
 		if _, err := w.f.WriteAt(h.data, h.off); err != nil {
 			return err
