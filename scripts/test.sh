@@ -11,3 +11,10 @@ gofmt_out=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 go vet ./...
 GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go build -o /dev/null ./...
 go test -timeout 60m "$@" ./...
+# Every fuzz target briefly beyond its seeds (longer: FUZZTIME=10m scripts/test.sh).
+fuzztime=${FUZZTIME:-5s}
+for pkg in ./image ./volume ./disk; do
+	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
+		go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "$pkg" >/dev/null
+	done
+done

@@ -95,6 +95,11 @@ func TestInfoVerifyJSONAndExitCodes(t *testing.T) {
 	if _, err := os.Stat(img + ".002"); err != nil {
 		t.Fatal("no split volume .002")
 	}
+	for _, p := range []string{img, img + ".002"} {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", p, st.Mode())
+		}
+	}
 	out, _, code = cbimg(t, nil, "info", "--json", img)
 	if code != 0 {
 		t.Fatal("info failed")
