@@ -15,6 +15,6 @@ go test -timeout 60m "$@" ./...
 fuzztime=${FUZZTIME:-5s}
 for pkg in ./image ./volume ./disk; do
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
-		go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "$pkg" >/dev/null
+		log=$(go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "$pkg" 2>&1) || { echo "$log" >&2; exit 1; }
 	done
 done
