@@ -1,17 +1,17 @@
 package image
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"sort"
 )
 
 // index maps partition offsets to logical-stream offsets: system extents by
-// binary search, clusters by rank over the bitmap. Memory: the bitmap plus
-// one uint64 per 512 clusters (1/8 of the bitmap); for 2 TiB with 4 KiB
-// clusters that is 64 MiB + 8 MiB.
+// binary search, clusters by rank over the bitmap. Memory: the bitmap itself
+// (shared with the Reader) plus one uint64 per 512 clusters (1/8 of the
+// bitmap); for 2 TiB with 4 KiB clusters that is 64 MiB + 8 MiB.
 type index struct {
-	bitmap  []byte
-	words   []uint64 // the bitmap as little-endian words
+	bitmap  []byte   // padded to whole words
 	rank    []uint64 // set bits before each block of rankBlock words
 	count   uint64   // clusters in the grid
 	cs      int64
@@ -27,23 +27,18 @@ type sysExtent struct {
 const rankBlock = 8 // words per rank entry (512 clusters)
 
 func newIndex(h *Header, bitmap []byte) (*index, uint64) {
-	ix := &index{bitmap: bitmap, count: h.ClusterCount, cs: int64(h.ClusterSize), origin: h.ClusterOrigin}
-	nw := (len(bitmap) + 7) / 8
-	ix.words = make([]uint64, nw)
-	for i := range ix.words {
-		var w uint64
-		for j := 0; j < 8 && i*8+j < len(bitmap); j++ {
-			w |= uint64(bitmap[i*8+j]) << (8 * j)
-		}
-		ix.words[i] = w
+	if len(bitmap)%8 != 0 {
+		bitmap = append(bitmap[:len(bitmap):len(bitmap)], make([]byte, 8-len(bitmap)%8)...)
 	}
+	ix := &index{bitmap: bitmap, count: h.ClusterCount, cs: int64(h.ClusterSize), origin: h.ClusterOrigin}
+	nw := len(bitmap) / 8
 	ix.rank = make([]uint64, nw/rankBlock+1)
 	var total uint64
-	for i, w := range ix.words {
+	for i := 0; i < nw; i++ {
 		if i%rankBlock == 0 {
 			ix.rank[i/rankBlock] = total
 		}
-		total += uint64(bits.OnesCount64(w))
+		total += uint64(bits.OnesCount64(ix.word(uint64(i))))
 	}
 	var s int64
 	for _, e := range h.SysExtents {
@@ -55,16 +50,18 @@ func newIndex(h *Header, bitmap []byte) (*index, uint64) {
 	return ix, total
 }
 
-func (ix *index) bit(c uint64) bool { return ix.words[c/64]>>(c%64)&1 != 0 }
+func (ix *index) word(i uint64) uint64 { return binary.LittleEndian.Uint64(ix.bitmap[i*8:]) }
+
+func (ix *index) bit(c uint64) bool { return ix.bitmap[c/8]>>(c%8)&1 != 0 }
 
 // rankOf returns the number of set bits before cluster c.
 func (ix *index) rankOf(c uint64) uint64 {
 	wi := c / 64
 	r := ix.rank[wi/rankBlock]
 	for i := wi - wi%rankBlock; i < wi; i++ {
-		r += uint64(bits.OnesCount64(ix.words[i]))
+		r += uint64(bits.OnesCount64(ix.word(i)))
 	}
-	return r + uint64(bits.OnesCount64(ix.words[wi]&(1<<(c%64)-1)))
+	return r + uint64(bits.OnesCount64(ix.word(wi)&(1<<(c%64)-1)))
 }
 
 // sameRun returns how many clusters from c on (at most max) share c's bit.
@@ -74,7 +71,7 @@ func (ix *index) sameRun(c, max uint64) uint64 {
 	for n < max && c+n < ix.count && ix.bit(c+n) == v {
 		// Skip whole words when possible.
 		if (c+n)%64 == 0 && n+64 <= max && c+n+64 <= ix.count {
-			w := ix.words[(c+n)/64]
+			w := ix.word((c + n) / 64)
 			if v && w == ^uint64(0) || !v && w == 0 {
 				n += 64
 				continue

@@ -119,19 +119,21 @@ func (r *Reader) load() error {
 	if f.HeaderCRC != crc(hb) {
 		return &FormatError{Region: "header", Offset: 0, Msg: "header does not match the footer's record of it", Err: ErrChecksum}
 	}
-	bm := make([]byte, h.BitmapLen+4)
-	if err := r.readAt(bm, hl, "bitmap"); err != nil {
+	// Room for the CRC and for padding to whole words, which the index reads.
+	bm := make([]byte, (h.BitmapLen+4+7)/8*8)
+	if err := r.readAt(bm[:h.BitmapLen+4], hl, "bitmap"); err != nil {
 		return err
 	}
 	bcrc := crc(bm[:h.BitmapLen])
 	if bcrc != le32(bm[h.BitmapLen:]) || bcrc != f.BitmapCRC {
 		return &FormatError{Region: "bitmap", Offset: hl, Msg: fmt.Sprintf("CRC32C %08x, stored %08x", bcrc, le32(bm[h.BitmapLen:])), Err: ErrChecksum}
 	}
+	clear(bm[h.BitmapLen:])
 	r.Bitmap = bm[:h.BitmapLen:h.BitmapLen]
 	if extra := h.BitmapBits % 8; extra != 0 && r.Bitmap[len(r.Bitmap)-1]>>extra != 0 {
 		return &FormatError{Region: "bitmap", Offset: hl + h.BitmapLen - 1, Msg: "bits set past the last cluster", Err: ErrFormat}
 	}
-	ix, set := newIndex(h, r.Bitmap)
+	ix, set := newIndex(h, bm[:(h.BitmapLen+7)/8*8])
 	if set != h.ImageClusters {
 		return &FormatError{Region: "bitmap", Offset: hl, Msg: fmt.Sprintf("%d clusters marked, header says %d stored", set, h.ImageClusters), Err: ErrFormat}
 	}
