@@ -4,7 +4,9 @@ import (
 	"container/list"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Reader gives random access to the partition an image holds: ReadAt at any
@@ -22,6 +24,8 @@ type Reader struct {
 	ix      *index
 	cache   *chunkCache
 	trailer []byte
+	last    atomic.Int64  // last chunk read, to spot sequential reading
+	ahead   chan struct{} // bounds background prefetches
 }
 
 // Options tune a Reader.
@@ -61,6 +65,8 @@ func NewReader(src io.ReaderAt, size int64, opts *Options) (*Reader, error) {
 		cb = opts.CacheBytes
 	}
 	r.cache = newChunkCache(cb)
+	r.last.Store(-2)
+	r.ahead = make(chan struct{}, runtime.GOMAXPROCS(0))
 	return r, nil
 }
 
@@ -271,12 +277,38 @@ func (r *Reader) readStream(dst []byte, so int64) error {
 	return nil
 }
 
-// chunk returns the logical bytes of chunk i, through the cache.
+// chunk returns the logical bytes of chunk i, through the cache. Reading
+// chunks in order starts decoding the next ones on other cores.
 func (r *Reader) chunk(i int) ([]byte, error) {
 	if i < 0 || i >= len(r.frames) {
 		return nil, &FormatError{Region: "chunk", Offset: -1, Msg: fmt.Sprintf("chunk %d out of range", i), Err: ErrFormat}
 	}
+	if prev := r.last.Swap(int64(i)); prev == int64(i)-1 {
+		for k := i + 1; k <= i+readAhead && k < len(r.frames); k++ {
+			r.prefetch(k)
+		}
+	}
 	return r.cache.get(i, func() ([]byte, error) { return r.loadChunk(&r.frames[i], false) })
+}
+
+// readAhead is how many chunks a sequential reader decodes in advance.
+const readAhead = 2
+
+// prefetch loads chunk k into the cache in the background, unless it is
+// there or too many prefetches run already.
+func (r *Reader) prefetch(k int) {
+	if r.cache.has(k) {
+		return
+	}
+	select {
+	case r.ahead <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-r.ahead }()
+		r.cache.get(k, func() ([]byte, error) { return r.loadChunk(&r.frames[k], false) })
+	}()
 }
 
 // loadChunk reads, checks and decodes one chunk. With full, the SHA-256 of
@@ -347,6 +379,13 @@ type cacheEntry struct {
 
 func newChunkCache(capBytes int64) *chunkCache {
 	return &chunkCache{cap: capBytes, ll: list.New(), items: map[int]*list.Element{}}
+}
+
+func (c *chunkCache) has(key int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.items[key]
+	return ok
 }
 
 func (c *chunkCache) get(key int, load func() ([]byte, error)) ([]byte, error) {
