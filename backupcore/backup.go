@@ -85,8 +85,14 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		}
 		mounts = append(mounts, m...)
 	}
+	// An image inside the source itself: its file is made now (inplace.go).
+	ip, err := prepareInPlace(ctx, &opts, src, mounts, warn)
+	if err != nil {
+		return nil, err
+	}
+	defer ip.abort() // no-op after commit
 	for _, m := range mounts {
-		if m.ReadOnly {
+		if m.ReadOnly || ip != nil {
 			continue
 		}
 		if !opts.Force {
@@ -128,6 +134,9 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		if excl, err = findExclusions(ctx, vol, src, bitmap, rules(opts), !opts.NoDefaultExcludes); err != nil {
 			return nil, err
 		}
+		if ip != nil {
+			excl = ip.exclude(bitmap, excl, info.ClusterCount)
+		}
 		sysExtents = vol.SystemExtents()
 	}
 
@@ -166,6 +175,11 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 			return nil, errors.New("backupcore: split volumes need an image path, not a stream")
 		}
 		out = opts.Output
+	} else if ip != nil {
+		if err := ip.start(h); err != nil {
+			return nil, err
+		}
+		out = ip
 	} else {
 		if file, err = image.Create(opts.Image, opts.Split); err != nil {
 			return nil, fmt.Errorf("create image: %w", err)
@@ -195,6 +209,12 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("write image: %w", err)
 	}
 	h.Unreadable = lr.unreadable
+	if ip != nil {
+		if err := ip.commit(); err != nil {
+			return nil, fmt.Errorf("write image: %w", err)
+		}
+		ip.close()
+	}
 	if file != nil {
 		if err := file.Commit(); err != nil {
 			return nil, fmt.Errorf("write image: %w", err)

@@ -119,6 +119,12 @@ func (r *Reader) load() error {
 		return err
 	}
 	r.Footer = f
+	if f.ImageLen < r.size {
+		// A padded file: the image, zeros, a copy of its footer (FORMAT.md).
+		if err := r.unpad(fb, f, minLen); err != nil {
+			return err
+		}
+	}
 	if f.ImageLen != r.size {
 		return &FormatError{Region: "footer", Offset: r.size - FooterLen, Msg: fmt.Sprintf("footer says the image is %d bytes, it is %d", f.ImageLen, r.size), Err: ErrTruncated}
 	}

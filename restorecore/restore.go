@@ -19,6 +19,7 @@ import (
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 )
 
@@ -105,6 +106,7 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	var sr *image.StreamReader
 	var imgFile string
 	var jr *journal
+	var inPart *locate.File // the image's file when it is named PARTITION:PATH
 	if opts.Image == "-" || opts.Image == "" {
 		if opts.Resume {
 			return nil, fmt.Errorf("%w: resuming needs an image file, not a stream", ErrJournal)
@@ -117,7 +119,8 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	} else {
-		r, err := image.Open(opts.Image, nil)
+		r, f, err := openImage(opts.Image) // a path, or PARTITION:PATH (inplace.go)
+		inPart = f
 		if err != nil {
 			return nil, err
 		}
@@ -131,7 +134,7 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 		imgFile = opts.Image
-		if opts.Journal != "" {
+		if opts.Journal != "" && inPart == nil {
 			jr = newJournal(opts.Journal, opts.Image, opts.Target, r.Footer.Digest)
 		}
 	}
@@ -163,6 +166,11 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 				return nil, ErrSameFile
 			}
 		}
+	}
+	// The image inside the target itself: its clusters must stay untouched.
+	ip, err := checkInPlace(inPart, tgt, h, sr.Bitmap)
+	if err != nil {
+		return nil, err
 	}
 	if !tgt.Regular && tgt.Size() < h.FSSize {
 		return nil, fmt.Errorf("%w: %s has %d bytes, the image needs %d", ErrTargetTooSmall, opts.Target, tgt.Size(), h.FSSize)
@@ -278,8 +286,9 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 		return fail(err)
 	}
 	zero := func(off, n int64) error {
-		res.Zeroed += n
-		return w.zero(off, n)
+		z, err := ip.zero(w, off, n) // around an in-place image's own clusters
+		res.Zeroed += z
+		return err
 	}
 	for _, x := range h.Exclusions {
 		for _, r := range x.Runs {
@@ -312,6 +321,9 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if jr != nil {
 		jr.remove()
+	}
+	if err := ip.after(tgt); err != nil {
+		return nil, fmt.Errorf("restore finished, but the image inside the target is not intact: %w", err)
 	}
 	res.Duration = time.Since(start)
 	return res, tgt.Close()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
 )
@@ -159,7 +160,7 @@ func newInfoCommand(g *globalOptions) *cobra.Command {
 }
 
 func runInfo(w io.Writer, g *globalOptions, name string) error {
-	r, err := image.Open(name, nil)
+	r, err := locate.OpenImage(name) // a path, or PARTITION:PATH
 	if err != nil {
 		return err
 	}

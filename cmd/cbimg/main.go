@@ -34,7 +34,8 @@ const exitHelp = `Exit codes:
   1   error (I/O and everything not listed below)
   2   bad command line
   3   the image is damaged, truncated, or of a version this cbimg cannot read
-  4   refused for safety (target or source mounted, target too small, not confirmed)
+  4   refused for safety (target or source mounted, target too small, not confirmed,
+      mountpoint busy or not empty)
   5   the source file system is unrecognized, damaged or unsupported
   130 cancelled (Ctrl-C)`
 
@@ -58,6 +59,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       backupcore.Version,
+		RunE:          rootHint,
 	}
 	g.addFlags(root)
 	root.AddCommand(newBackupCommand(g), newRestoreCommand(g), newInfoCommand(g), newVerifyCommand(g))
@@ -98,7 +100,7 @@ func exitCode(ctx context.Context, err error) int {
 	case errors.Is(err, errDamaged) || errors.As(err, &fe) || errors.Is(err, image.ErrFormat) || errors.Is(err, image.ErrChecksum) || errors.Is(err, image.ErrTruncated) || errors.Is(err, image.ErrVersion):
 		return exitDamaged
 	case errors.Is(err, restorecore.ErrTargetMounted) || errors.Is(err, restorecore.ErrTargetTooSmall) || errors.Is(err, restorecore.ErrSameFile) ||
-		errors.Is(err, backupcore.ErrSourceMounted) || errors.Is(err, errNotConfirmed) || errors.Is(err, sysdev.ErrMounted):
+		errors.Is(err, backupcore.ErrSourceMounted) || errors.Is(err, backupcore.ErrInPlaceUnsafe) || errors.Is(err, restorecore.ErrInPlaceUnsafe) || errors.Is(err, errNotConfirmed) || errors.Is(err, sysdev.ErrMounted):
 		return exitRefused
 	case errors.As(err, &ve) || errors.Is(err, volume.ErrUnknownFS) || errors.Is(err, volume.ErrCorrupt) || errors.Is(err, volume.ErrUnsupported):
 		return exitFS

@@ -31,6 +31,7 @@ const notifyEnv = "CBIMG_MOUNT_NOTIFY"
 
 type mountOptions struct {
 	Foreground bool
+	Files      bool
 	AllowOther bool
 	CacheSize  string
 	Log        string
@@ -40,6 +41,7 @@ type mountOptions struct {
 func (o *mountOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.BoolVarP(&o.Foreground, "foreground", "f", false, "stay attached; Ctrl-C or SIGTERM unmounts")
+	f.BoolVar(&o.Files, "files", false, "serve the file tree inside the image (read-only) instead of volume.raw")
 	f.BoolVar(&o.AllowOther, "allow-other", false, "let other users read the mount (non-root users need user_allow_other in /etc/fuse.conf)")
 	f.StringVar(&o.CacheSize, "cache-size", "64M", "memory for decompressed chunks, `SIZE` such as 256M")
 	f.StringVar(&o.Log, "log", "", "append read errors to `FILE` (default: standard error; discarded in the background)")
@@ -56,6 +58,9 @@ func newMountCommand(g *globalOptions) *cobra.Command {
 MOUNTPOINT/volume.raw, whose bytes are exactly what a restore would write:
 the stored clusters and system areas, and zeros for free and excluded clusters.
 Loop-mount it, or point ntfs-3g, sleuthkit or fsck at it, without restoring.
+With --files, MOUNTPOINT shows the files inside the image instead, read-only,
+as "cbimg ls" lists them (reparse points as plain files, not followed;
+excluded files as zeros).
 
 MOUNTPOINT must be an empty directory (on Windows: a free drive letter such as
 X: or a path that does not exist yet). By default mount returns once the file
@@ -145,7 +150,7 @@ func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePat
 		return err
 	}
 	abs, _ := filepath.Abs(imagePath)
-	m, err := mount.Mount(mountpoint, r, &mount.Options{
+	m, err := mountImage(mountpoint, r, o.Files, &mount.Options{
 		AllowOther: o.AllowOther, FsName: abs, ModTime: r.Header.Created, Logger: logger, Debug: o.Debug,
 	})
 	if err != nil {
@@ -157,7 +162,7 @@ func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePat
 		n.send(fmt.Sprintf("ready %d %d", r.Size(), os.Getpid()))
 	} else {
 		say(g, os.Stderr, "Mounted %s at %s: %s (%s). Press Ctrl-C to unmount.\n",
-			imagePath, mountpoint, filepath.Join(mountpoint, mount.FileName), human(r.Size()))
+			imagePath, mountpoint, mountedFile(mountpoint, o.Files), human(r.Size()))
 	}
 	select {
 	case <-done:
@@ -197,6 +202,9 @@ func mountBackground(ctx context.Context, out io.Writer, g *globalOptions, o *mo
 		}
 	}
 	args := []string{"mount", "--foreground", "--quiet", "--cache-size", o.CacheSize}
+	if o.Files {
+		args = append(args, "--files")
+	}
 	if o.AllowOther {
 		args = append(args, "--allow-other")
 	}
@@ -254,7 +262,7 @@ func mountBackground(ctx context.Context, out io.Writer, g *globalOptions, o *mo
 		cmd.Process.Release()
 		size, _ := strconv.ParseInt(fields[1], 10, 64)
 		pid, _ := strconv.Atoi(fields[2])
-		file := filepath.Join(mountpoint, mount.FileName)
+		file := mountedFile(mountpoint, o.Files)
 		if g.JSON {
 			return printJSON(out, map[string]any{"image": imagePath, "mountpoint": mountpoint, "file": file, "size": size, "pid": pid})
 		}

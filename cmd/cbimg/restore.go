@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/restorecore"
 	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
@@ -55,7 +56,8 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions, imagePa
 			}
 		},
 	}
-	if opts.Journal == "" && imagePath != "-" {
+	_, _, inPart := locate.Split(imagePath) // PARTITION:PATH has no directory for a journal
+	if opts.Journal == "" && imagePath != "-" && !inPart {
 		opts.Journal = imagePath + ".resume"
 	} else if opts.Journal == "none" {
 		opts.Journal = ""

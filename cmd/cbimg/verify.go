@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/locate"
 	"github.com/spf13/cobra"
 )
 
@@ -47,7 +48,7 @@ func runVerify(cmd *cobra.Command, g *globalOptions, name string) error {
 			j.Problems = append(j.Problems, problemJSON{"io", -1, err.Error()})
 		}
 	}
-	r, err := image.Open(name, nil)
+	r, err := locate.OpenImage(name) // a path, or PARTITION:PATH
 	if err == nil {
 		defer r.Close()
 		p := newProgress(g)
