@@ -1,0 +1,25 @@
+//go:build !linux
+
+package backupcore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cbimg/cbimg/disk"
+	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/locate"
+)
+
+// prepareInPlace: storing an image inside its own source partition needs
+// Linux (a FUSE driver or mtools creates the file).
+func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []sysdev.Mount, warn func(string, ...any)) (*inPlace, error) {
+	if _, _, ok := locate.Split(opts.Image); ok {
+		return nil, fmt.Errorf("%w: writing an image inside the partition it backs up needs Linux", ErrInPlaceUnsafe)
+	}
+	return nil, nil
+}
+
+func (ip *inPlace) abort()         {}
+func (ip *inPlace) close()         {}
+func (ip *inPlace) dropFileCache() {}
