@@ -9,6 +9,20 @@ import (
 	"strings"
 )
 
+// file is the disk or file under a Section: an *os.File, or on Windows a
+// sysdev.Device, which sends volumes and disks only whole, aligned sectors.
+// openFile, fileSize, osFile, sectorSizeOf and partitionDevices are per
+// system.
+type file interface {
+	io.ReaderAt
+	io.WriterAt
+	Stat() (os.FileInfo, error)
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+	Name() string
+}
+
 // maxPartNumber bounds the N of "DISK@N": GPT slots are capped by
 // gptMaxEntries and logical partitions by maxLogicals.
 const maxPartNumber = gptMaxEntries
@@ -68,7 +82,7 @@ type Section struct {
 	// checks can ask about them. It may be empty for a partition.
 	Devices []string
 
-	f     *os.File
+	f     file
 	start int64
 	size  int64
 	bound bool // confine I/O to [start, start+size)
@@ -89,7 +103,7 @@ func OpenPartition(spec string, write bool) (*Section, error) {
 	if write {
 		flag = os.O_RDWR
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := openFile(path, flag, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s: neither %s nor the disk %s exists", spec, spec, path)
@@ -104,7 +118,7 @@ func OpenPartition(spec string, write bool) (*Section, error) {
 	return s, nil
 }
 
-func openIn(f *os.File, spec string, n int, write bool) (*Section, error) {
+func openIn(f file, spec string, n int, write bool) (*Section, error) {
 	d, err := readDisk(f)
 	if err != nil {
 		return nil, err
@@ -138,14 +152,14 @@ type Disk struct {
 	Path  string
 	Size  int64
 	Table *Table
-	f     *os.File
+	f     file
 }
 
 // OpenDisk opens a whole disk or disk image read-only and reads its
 // partition table, with the sector size the kernel reports for a block
 // device (see ReadTable for files).
 func OpenDisk(path string) (*Disk, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -157,8 +171,8 @@ func OpenDisk(path string) (*Disk, error) {
 	return d, nil
 }
 
-func readDisk(f *os.File) (*Disk, error) {
-	size, _, err := sizeOf(f)
+func readDisk(f file) (*Disk, error) {
+	size, _, err := fileSize(f)
 	if err != nil {
 		return nil, err
 	}
@@ -181,17 +195,17 @@ func (d *Disk) Section(p Partition) *io.SectionReader {
 func (d *Disk) Close() error { return d.f.Close() }
 
 func openPlain(path string, write bool) (*Section, error) {
-	var f *os.File
+	var f file
 	var err error
 	if write {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err = openFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	} else {
-		f, err = os.Open(path)
+		f, err = openFile(path, os.O_RDONLY, 0)
 	}
 	if err != nil {
 		return nil, err
 	}
-	size, regular, err := sizeOf(f)
+	size, regular, err := fileSize(f)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -284,8 +298,25 @@ func (s *Section) Truncate(size int64) error {
 	return nil
 }
 
-// File returns the underlying file or device.
-func (s *Section) File() *os.File { return s.f }
+// File returns the underlying file or device (on Windows the device's
+// handle: use the Section, not the File, for I/O).
+func (s *Section) File() *os.File { return osFile(s.f) }
+
+// Lock takes exclusive use of the section's bytes before they are
+// written, where the system asks for it: on Windows a volume is locked and
+// dismounted, and so are the volumes on a disk's partition (see
+// sysdev.Device.Lock). Elsewhere, and for files, it does nothing.
+func (s *Section) Lock() error {
+	if l, ok := s.f.(locker); ok {
+		return l.Lock(s.start, s.size)
+	}
+	return nil
+}
+
+// locker is a file that must be locked before it is written.
+type locker interface {
+	Lock(start, length int64) error
+}
 
 // Close closes the underlying file or device.
 func (s *Section) Close() error { return s.f.Close() }

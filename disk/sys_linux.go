@@ -14,7 +14,11 @@ import (
 
 // sectorSizeOf returns the logical sector size of a block device (the
 // kernel's BLKSSZGET), or 0 for a file, meaning "probe the image".
-func sectorSizeOf(f *os.File) int {
+func sectorSizeOf(ff file) int {
+	f, ok := ff.(*os.File)
+	if !ok {
+		return 0
+	}
 	st, err := f.Stat()
 	if err != nil || st.Mode()&os.ModeDevice == 0 || st.Mode()&os.ModeCharDevice != 0 {
 		return 0
@@ -49,7 +53,11 @@ func SectorSize(path string) (int, error) {
 // of the disk f: its partition device when f is a block device, and the
 // partition devices of loop devices attached to f when f is an image file
 // (losetup -P), or a loop device set up on exactly the partition's bytes.
-func partitionDevices(f *os.File, p Partition) []string {
+func partitionDevices(ff file, p Partition) []string {
+	f, ok := ff.(*os.File)
+	if !ok {
+		return nil
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil
@@ -155,3 +163,15 @@ func ListDisks() ([]DiskInfo, error) {
 	}
 	return out, nil
 }
+
+func openFile(path string, flag int, perm os.FileMode) (file, error) {
+	f, err := os.OpenFile(path, flag, perm)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return f, nil
+}
+
+func fileSize(f file) (int64, bool, error) { return sizeOf(f.(*os.File)) }
+
+func osFile(f file) *os.File { return f.(*os.File) }

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package disk
 
@@ -9,7 +9,7 @@ import (
 
 // sectorSizeOf returns 0 ("probe the image") where the system's sector
 // size query is not wired in.
-func sectorSizeOf(f *os.File) int { return 0 }
+func sectorSizeOf(f file) int { return 0 }
 
 // SectorSize returns the logical sector size of the disk at path: 512
 // unless a GPT header sits at byte 4096.
@@ -26,7 +26,19 @@ func SectorSize(path string) (int, error) {
 	return probeSectorSize(f, size), nil
 }
 
-func partitionDevices(f *os.File, p Partition) []string { return nil }
+func partitionDevices(f file, p Partition) []string { return nil }
+
+func openFile(path string, flag int, perm os.FileMode) (file, error) {
+	f, err := os.OpenFile(path, flag, perm)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return f, nil
+}
+
+func fileSize(f file) (int64, bool, error) { return sizeOf(f.(*os.File)) }
+
+func osFile(f file) *os.File { return f.(*os.File) }
 
 // ListDisks is implemented on Linux only.
 func ListDisks() ([]DiskInfo, error) {

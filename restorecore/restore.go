@@ -175,6 +175,11 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	if !tgt.Regular && tgt.Size() < h.FSSize {
 		return nil, fmt.Errorf("%w: %s has %d bytes, the image needs %d", ErrTargetTooSmall, opts.Target, tgt.Size(), h.FSSize)
 	}
+	// Windows: lock and dismount the volumes written to; fails
+	// (sysdev.ErrMounted) while they are in use, before anything is written.
+	if err := tgt.Lock(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTargetMounted, err)
+	}
 	if opts.Confirm != nil {
 		if err := opts.Confirm(Plan{Header: h, Target: opts.Target, TargetSize: tgt.Size(), Regular: tgt.Regular}); err != nil {
 			return nil, err
