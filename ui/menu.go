@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cbimg/cbimg/disk"
@@ -119,6 +120,11 @@ func (mn *menu) build(m *Model) {
 	}
 	for _, p := range inv.Problems {
 		add("! "+p, nil)
+	}
+	if !slices.ContainsFunc(mn.rows, func(r row) bool { return r.act != nil }) {
+		add("", nil)
+		add("Nothing here to back up or restore. Name disks, partitions or volume files:", nil)
+		add("  cbimg ui [--images DIR] DISK|FILE ...", nil)
 	}
 	for i := range mn.rows {
 		if a := mn.rows[i].act; a != nil {
@@ -279,10 +285,10 @@ func (mn *menu) jump(k actKind) bool {
 func (mn *menu) scroll(rows int) {
 	if mn.cur < mn.top {
 		mn.top = mn.cur
-	}
-	// Show the information rows just above the first action too.
-	if mn.cur-mn.top < 0 {
-		mn.top = mn.cur
+		// Show the rows that describe what the action is for.
+		for mn.top > 0 && mn.rows[mn.top-1].act == nil && mn.cur-mn.top < rows/2 {
+			mn.top--
+		}
 	}
 	if mn.cur >= mn.top+rows {
 		mn.top = mn.cur - rows + 1

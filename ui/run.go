@@ -121,21 +121,26 @@ func (j *job) view(m *Model) (string, []string, string) {
 		phase = "starting"
 	}
 	body = append(body, "  Phase     "+phase)
-	pct := ""
-	if total > 0 {
-		pct = fmt.Sprintf(" %3d%%", done*100/total)
-	}
-	body = append(body, "  "+bar(done, total, m.w-10)+pct)
-	line := fmt.Sprintf("  %s of %s", human(done), human(total))
-	if el := now.Sub(ps); el > 500*time.Millisecond && done > 0 {
-		rate := float64(done) / el.Seconds()
-		line += fmt.Sprintf("   %s/s", human(int64(rate)))
-		if total > done && rate > 0 {
-			line += "   ETA " + clock(time.Duration(float64(total-done)/rate*float64(time.Second)))
+	if total <= 0 && done <= 0 {
+		// A phase without a size (scanning the file system, mounting).
+		body = append(body, "", "  elapsed "+clock(now.Sub(j.start)))
+	} else {
+		pct := ""
+		if total > 0 {
+			pct = fmt.Sprintf(" %3d%%", done*100/total)
 		}
+		body = append(body, "  "+bar(done, total, m.w-10)+pct)
+		line := fmt.Sprintf("  %s of %s", human(done), human(total))
+		if el := now.Sub(ps); el > 500*time.Millisecond && done > 0 {
+			rate := float64(done) / el.Seconds()
+			line += fmt.Sprintf("   %s/s", human(int64(rate)))
+			if total > done && rate > 0 {
+				line += "   ETA " + clock(time.Duration(float64(total-done)/rate*float64(time.Second)))
+			}
+		}
+		line += "   elapsed " + clock(now.Sub(j.start))
+		body = append(body, line)
 	}
-	line += "   elapsed " + clock(now.Sub(j.start))
-	body = append(body, line)
 	for _, w := range warns {
 		body = append(body, "")
 		for _, l := range wrap("warning: "+w, m.w-4) {

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -77,8 +78,23 @@ func pad(s string, w int) string {
 	return s + strings.Repeat(" ", w-n)
 }
 
-// shellQuote quotes an argument for a POSIX shell when needed.
+// shellQuote quotes an argument for the system's shell when needed: a
+// POSIX shell, or cmd.exe on Windows.
 func shellQuote(s string) string {
+	if runtime.GOOS == "windows" {
+		return cmdQuote(s)
+	}
+	return posixQuote(s)
+}
+
+func cmdQuote(s string) string {
+	if s == "" || strings.ContainsAny(s, " \t&|<>^()%!\"") {
+		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	}
+	return s
+}
+
+func posixQuote(s string) string {
 	if s == "" {
 		return "''"
 	}
@@ -142,9 +158,13 @@ func wrap(s string, w int) []string {
 // characters, each but the last ending in a backslash, so that it pastes as one
 // command.
 func wrapCommand(s string, w int) []string {
+	cont := ` \`
+	if runtime.GOOS == "windows" {
+		cont = " ^" // cmd.exe
+	}
 	lines := wrap(s, w-2)
 	for i := range len(lines) - 1 {
-		lines[i] += " \\"
+		lines[i] += cont
 	}
 	return lines
 }

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	tea "github.com/charmbracelet/bubbletea"
 	"github.com/cbimg/cbimg/internal/testvol"
+	tea "github.com/charmbracelet/bubbletea"
 )
 
 // newScanned returns a model that has scanned cfg, at w x h.
@@ -155,8 +155,11 @@ func TestFormValidation(t *testing.T) {
 }
 
 func TestText(t *testing.T) {
-	if got := shellQuote("a b'c"); got != `'a b'\''c'` {
+	if got := posixQuote("a b'c"); got != `'a b'\''c'` {
 		t.Errorf("shellQuote: %s", got)
+	}
+	if got := cmdQuote(`C:\a b\x.cbi`); got != `"C:\a b\x.cbi"` {
+		t.Errorf("cmdQuote: %s", got)
 	}
 	if got := commandLine("cbimg", "restore", "--yes", "/d@2:/x y.cbi", "/dev/sda2"); got != "cbimg restore --yes '/d@2:/x y.cbi' /dev/sda2" {
 		t.Errorf("commandLine: %s", got)
