@@ -14,6 +14,7 @@ import (
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 )
 
@@ -84,6 +85,13 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 			warn("cannot tell whether %s is mounted: %v", dev, err)
 		}
 		mounts = append(mounts, m...)
+	}
+	// FUSE drivers such as fusefat name themselves, not the device, in the
+	// mount table.
+	for _, m := range locate.DriverMounts(src) {
+		if !hasMount(mounts, m.Point) {
+			mounts = append(mounts, sysdev.Mount{Point: m.Point, FSType: m.FSType, ReadOnly: m.ReadOnly})
+		}
 	}
 	// An image inside the source itself: its file is made now (inplace.go).
 	ip, err := prepareInPlace(ctx, &opts, src, mounts, warn)
@@ -225,6 +233,15 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 	res.Digest = w.Digest()
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+func hasMount(ms []sysdev.Mount, point string) bool {
+	for _, m := range ms {
+		if m.Point == point {
+			return true
+		}
+	}
+	return false
 }
 
 // checkState warns about (and returns header flags for) a volume that is

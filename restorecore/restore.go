@@ -160,6 +160,11 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("%w: %s at %s (%s): unmount it first", ErrTargetMounted, dev, mounts[0].Point, mounts[0].FSType)
 		}
 	}
+	// FUSE drivers such as fusefat name themselves, not the device, in the
+	// mount table.
+	if m := locate.DriverMounts(tgt); len(m) > 0 {
+		return nil, fmt.Errorf("%w: %s at %s (%s): unmount it first", ErrTargetMounted, opts.Target, m[0].Point, m[0].FSType)
+	}
 	if imgFile != "" {
 		if a, err := os.Stat(imgFile); err == nil {
 			if b, err := tgt.Stat(); err == nil && os.SameFile(a, b) {

@@ -231,3 +231,25 @@ func TestFATCopiesDisagree(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 }
+
+// A FAT volume mounted by fusefat (which names itself, not the file, in the
+// mount table) is still seen as mounted.
+func TestFusefatMountSeen(t *testing.T) {
+	testvol.Need(t, "fusefat", "fusermount")
+	dir := t.TempDir()
+	vol := testvol.Copy(t, testvol.FAT(t, testvol.FATSpec{Bits: 32, Content: "basic"}))
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	testvol.Run(t, "fusefat", "-o", "rw+", vol, mnt)
+	defer exec.Command("fusermount", "-u", mnt).Run()
+	img := filepath.Join(dir, "f.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", vol, img); code != exitRefused {
+		t.Fatalf("backup of a fusefat-mounted source: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := cbimg(t, nil, "backup", "--force", vol, img); code != 0 {
+		t.Fatalf("backup --force: %d %s", code, stderr)
+	}
+	if _, stderr, code := cbimg(t, nil, "restore", "--yes", img, vol); code != exitRefused {
+		t.Fatalf("restore over a fusefat mount: exit %d %s", code, stderr)
+	}
+}
