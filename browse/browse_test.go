@@ -11,11 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 
-	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/internal/testvol"
 )
 
 // treeOf walks the whole tree: "/path" -> entry (from the record, as Stat
@@ -236,4 +237,41 @@ func TestFSTest(t *testing.T) {
 	}
 }
 
-var _ = image.Magic
+// TestConcurrentReads: the tree serves many readers at once (as a FUSE
+// mount does) with the same bytes as one reader.
+func TestConcurrentReads(t *testing.T) {
+	for _, vol := range []string{
+		testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}),
+		testvol.FAT(t, testvol.FATSpec{Bits: 16, Content: "basic"}),
+	} {
+		fsys, _ := openImage(t, backup(t, vol))
+		tree := treeOf(t, fsys)
+		want := map[string]string{}
+		for p, e := range tree {
+			if e.Mode().IsRegular() {
+				want[p], _ = hashFile(t, fsys, p[1:], "")
+			}
+		}
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for p, w := range want {
+					f, err := fsys.Open(p[1:])
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					h := sha256.New()
+					io.Copy(h, f)
+					f.Close()
+					if hex.EncodeToString(h.Sum(nil)) != w {
+						t.Errorf("%s: concurrent read differs", p)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}

@@ -5,7 +5,6 @@ package browse
 import (
 	"context"
 	"errors"
-	"fmt"
 	"github.com/cbimg/cbimg/browse/browsetest"
 	"io"
 	"io/fs"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/testvol"
@@ -272,6 +270,4 @@ func TestSafeName(t *testing.T) {
 	if again, _ := SafeName(long, false); again != got {
 		t.Error("SafeName is not stable")
 	}
-	_ = fmt.Sprint
-	_ = time.Now
 }

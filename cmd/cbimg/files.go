@@ -137,6 +137,9 @@ func runLs(ctx context.Context, out, errw io.Writer, g *globalOptions, o *lsOpti
 		return err
 	}
 	defer r.Close()
+	if name, err = t.Canonical(name); err != nil {
+		return err
+	}
 	st, err := t.Lstat(name)
 	if err != nil {
 		return err
