@@ -506,7 +506,7 @@ type frame struct {
 	StoredLen  uint32
 	Codec      Codec
 	StoredCRC  uint32
-	Sum        [32]byte // SHA-256 of the logical bytes
+	Sum        [32]byte // BLAKE3-256 of the logical bytes
 }
 
 func (f *frame) encodeHeader() []byte {
@@ -572,7 +572,7 @@ type Footer struct {
 	ImageLen    int64 // total bytes of the image including the footer
 	ChunkCount  uint32
 	TableCRC    uint32
-	Digest      [32]byte // SHA-256 over header, bitmap and every chunk's SHA-256
+	Digest      [32]byte // BLAKE3-256 over header, bitmap, every chunk sum and the trailer
 	HeaderCRC   uint32
 	BitmapCRC   uint32
 	TrailerLen  uint32 // bytes of trailer records between the table and the footer, 0 when none

@@ -317,7 +317,7 @@ func (r *Reader) prefetch(k int) {
 	}()
 }
 
-// loadChunk reads, checks and decodes one chunk. With full, the SHA-256 of
+// loadChunk reads, checks and decodes one chunk. With full, the BLAKE3 sum of
 // the logical bytes is checked too (verify); random reads rely on the CRC.
 func (r *Reader) loadChunk(fr *frame, full bool) ([]byte, error) {
 	buf := make([]byte, frameHeaderLen+int(fr.StoredLen))
@@ -355,8 +355,8 @@ func decodeChunk(buf []byte, want *frame, full bool) ([]byte, error) {
 		return nil, bad(want.Offset+frameHeaderLen, ErrFormat, "%d logical bytes, expected %d", len(data), want.LogicalLen)
 	}
 	if full {
-		if s := sha256Sum(data); s != want.Sum {
-			return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "SHA-256 of the logical bytes differs")
+		if s := sum(data); s != want.Sum {
+			return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "BLAKE3 sum of the logical bytes differs")
 		}
 	}
 	return data, nil

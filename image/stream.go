@@ -3,19 +3,23 @@ package image
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"fmt"
+	"github.com/zeebo/blake3"
 	"hash"
 	"io"
 	"runtime"
 )
 
-func sha256Sum(p []byte) [32]byte { return sha256.Sum256(p) }
+// sum is the chunk checksum: BLAKE3-256 of the logical bytes (more than
+// twice as fast as SHA-256 here, and as strong).
+func sum(p []byte) [32]byte { return blake3.Sum256(p) }
+
+func newDigest() hash.Hash { return blake3.New() }
 
 // StreamReader reads an image front to back from a plain io.Reader (a pipe)
 // and returns its logical stream: system extents in header order, then the
 // stored clusters in ascending order. Every chunk is checked (CRC32C and
-// SHA-256) before its bytes are returned; the table, footer and image digest
+// BLAKE3) before its bytes are returned; the table, footer and image digest
 // are checked before Read returns io.EOF. Decoding runs on all cores.
 type StreamReader struct {
 	Header *Header
@@ -43,7 +47,7 @@ type sjob struct {
 
 // NewStreamReader reads and checks the header and bitmap.
 func NewStreamReader(r io.Reader) (*StreamReader, error) {
-	s := &StreamReader{in: bufio.NewReaderSize(r, 1<<20), digest: sha256.New(), stop: make(chan struct{})}
+	s := &StreamReader{in: bufio.NewReaderSize(r, 1<<20), digest: newDigest(), stop: make(chan struct{})}
 	first := make([]byte, 16)
 	if err := s.full(first, "header"); err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package image
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"runtime"
 	"sync"
@@ -18,7 +17,7 @@ type VerifyReport struct {
 // OK reports whether nothing was found wrong.
 func (v *VerifyReport) OK() bool { return len(v.Problems) == 0 }
 
-// Verify reads every chunk, checks its CRC32C and SHA-256 against the table,
+// Verify reads every chunk, checks its CRC32C and BLAKE3 sum against the table,
 // and recomputes the image digest. Damaged chunks are all listed (with
 // their offsets); the header, bitmap, table and footer were already checked
 // by Open. progress, when set, is called with logical bytes checked.
@@ -71,7 +70,7 @@ feed:
 	if err := r.readAt(hb, 0, "header"); err != nil {
 		return nil, err
 	}
-	d := sha256.New()
+	d := newDigest()
 	d.Write(hb)
 	d.Write(r.Bitmap)
 	for i := range r.frames {

@@ -2,7 +2,6 @@ package image
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
@@ -69,7 +68,7 @@ func NewWriter(w io.Writer, h *Header, bitmap []byte, opts WriterOptions) (*Writ
 	if err != nil {
 		return nil, err
 	}
-	wr := &Writer{out: &countWriter{w: w}, h: h, digest: sha256.New()}
+	wr := &Writer{out: &countWriter{w: w}, h: h, digest: newDigest()}
 	wr.enc.level = zstd.EncoderLevelFromZstd(int(h.Level))
 	wr.digest.Write(hdr)
 	wr.digest.Write(bitmap)
@@ -199,9 +198,9 @@ func (w *Writer) worker() {
 // chunk is committed, and computes its checksums.
 func (w *Writer) encode(j *job) error {
 	j.f = frame{Index: j.index, LogicalLen: uint32(len(j.data)), Codec: CodecNone}
-	j.f.Sum = sha256.Sum256(j.data)
+	j.f.Sum = sum(j.data)
 	j.stored = j.data
-	if w.h.Codec == CodecZstd {
+	if w.h.Codec == CodecZstd && !w.enc.incompressible(j.data) {
 		out, err := w.enc.encode(j.data)
 		if err != nil {
 			return err
@@ -346,6 +345,32 @@ func (c *countWriter) Write(p []byte) (int, error) {
 type encoderPool struct {
 	level zstd.EncoderLevel
 	pool  sync.Pool
+	fast  sync.Pool // fastest-level encoders for sampling
+}
+
+// incompressible samples three 16 KiB pieces of a chunk with the fastest
+// encoder: random or already-compressed data (most of a typical disk by
+// bytes) is then stored raw without paying for a full compression attempt.
+func (p *encoderPool) incompressible(src []byte) bool {
+	const piece = 16 << 10
+	if len(src) < 8*piece {
+		return false
+	}
+	e, _ := p.fast.Get().(*zstd.Encoder)
+	if e == nil {
+		var err error
+		e, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+		if err != nil {
+			return false
+		}
+	}
+	defer p.fast.Put(e)
+	var buf [piece + 512]byte
+	total := 0
+	for _, off := range []int{0, len(src)/2 - piece/2, len(src) - piece} {
+		total += len(e.EncodeAll(src[off:off+piece], buf[:0]))
+	}
+	return total > 3*piece*97/100
 }
 
 func (p *encoderPool) encode(src []byte) ([]byte, error) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/cbimg/cbimg/backupcore"
@@ -75,10 +76,18 @@ var extraCommands []func(*globalOptions) *cobra.Command
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// CBIMG_CPUPROFILE=FILE writes a CPU profile (see BENCHMARKS.md).
+	if p := os.Getenv("CBIMG_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	err := newRootCommand().ExecuteContext(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cbimg:", err)
 	}
+	pprof.StopCPUProfile()
 	os.Exit(exitCode(ctx, err))
 }
 
