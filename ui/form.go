@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"github.com/cbimg/cbimg/internal/units"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -290,7 +291,7 @@ func backupForm(m *Model, a *action) *form {
 			pl.level = n
 		}
 		if s := strings.TrimSpace(split.text); s != "" {
-			n, err := parseSize(s)
+			n, err := units.ParseSize(s)
 			if err != nil {
 				return err
 			}
@@ -311,33 +312,6 @@ func backupForm(m *Model, a *action) *form {
 		return nil
 	}
 	return f
-}
-
-// parseSize reads sizes such as 4096, 650M, 4G, 1.5GiB, as the command
-// line does.
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("size %q: use a number with an optional K, M, G or T suffix", s)
-	}
-	return int64(v * float64(mult)), nil
 }
 
 // defaultMountpoint is a new directory under the temporary directory, or

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"github.com/cbimg/cbimg/internal/units"
 	"runtime"
 	"strings"
 	"time"
@@ -10,23 +11,6 @@ import (
 
 // Screens use ASCII only: a Linux console's font and a Windows console's
 // code page both have it, and nothing relies on colour.
-
-// human formats a byte count with binary units.
-func human(n int64) string {
-	if n < 0 {
-		return "?"
-	}
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
 
 // clock formats a duration as m:ss or h:mm:ss.
 func clock(d time.Duration) string {
@@ -168,3 +152,5 @@ func wrapCommand(s string, w int) []string {
 	}
 	return lines
 }
+
+func human(n int64) string { return units.Human(n) }

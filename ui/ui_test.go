@@ -173,9 +173,6 @@ func TestText(t *testing.T) {
 	if human(1536) != "1.5 KiB" || human(3<<30) != "3.0 GiB" {
 		t.Errorf("human: %s %s", human(1536), human(3<<30))
 	}
-	if n, err := parseSize("4000M"); err != nil || n != 4000<<20 {
-		t.Errorf("parseSize: %d %v", n, err)
-	}
 	if got := fitMiddle("/very/long/path/to/some/image.cbi", 20); len(got) != 20 || !strings.HasSuffix(got, "image.cbi") {
 		t.Errorf("fitMiddle: %q", got)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cbimg/cbimg/backupcore"
 	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/internal/units"
 	"github.com/spf13/cobra"
 )
 
@@ -76,32 +77,6 @@ func parseCompress(s string) (image.Codec, int, error) {
 	return 0, 0, usageError{fmt.Errorf("--compress %q: use none, zstd or zstd:LEVEL", s)}
 }
 
-// parseSize reads sizes such as 4096, 650M, 4G, 1.5GiB.
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 {
-		return 0, usageError{fmt.Errorf("size %q: use a number with an optional K, M, G or T suffix", s)}
-	}
-	return int64(v * float64(mult)), nil
-}
-
 func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, imagePath string) error {
 	codec, level, err := parseCompress(o.Compress)
 	if err != nil {
@@ -109,7 +84,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 	}
 	var split int64
 	if o.Split != "" {
-		if split, err = parseSize(o.Split); err != nil {
+		if split, err = parseUserSize(o.Split); err != nil {
 			return err
 		}
 		if split < 1<<20 {
@@ -168,4 +143,13 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// parseUserSize is units.ParseSize with a command-line error.
+func parseUserSize(s string) (int64, error) {
+	n, err := units.ParseSize(s)
+	if err != nil {
+		return 0, usageError{err}
+	}
+	return n, nil
 }

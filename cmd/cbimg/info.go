@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/internal/units"
 	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
@@ -133,19 +134,6 @@ func printInfo(w io.Writer, j infoJSON) {
 	}
 }
 
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 type infoOptions struct{}
 
 func newInfoCommand(g *globalOptions) *cobra.Command {
@@ -174,3 +162,5 @@ func runInfo(w io.Writer, g *globalOptions, name string) error {
 	}
 	return nil
 }
+
+func human(n int64) string { return units.Human(n) }

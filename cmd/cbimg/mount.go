@@ -102,7 +102,7 @@ exits. It fails while a process has volume.raw open. fusermount -u works too.
 // runMount mounts in the foreground, or starts a background server and
 // waits until it is ready.
 func runMount(ctx context.Context, out io.Writer, g *globalOptions, o *mountOptions, imagePath, mountpoint string) error {
-	cacheBytes, err := parseSize(o.CacheSize)
+	cacheBytes, err := parseUserSize(o.CacheSize)
 	if err != nil {
 		return fmt.Errorf("--cache-size: %w", err)
 	}
