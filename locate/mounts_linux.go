@@ -3,7 +3,6 @@
 package locate
 
 import (
-	"bufio"
 	"os"
 	"path"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cbimg/cbimg/disk"
+	"github.com/cbimg/cbimg/internal/sysdev"
 )
 
 // Mount is one line of /proc/self/mountinfo.
@@ -35,34 +35,13 @@ func IsFUSE(fsType string) bool {
 }
 
 func mounts() []Mount {
-	f, err := os.Open("/proc/self/mountinfo")
+	table, err := sysdev.Table()
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
-	var out []Mount
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options ... - fstype source superopts
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, x := range fields {
-			if x == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 6 || sep+2 >= len(fields) {
-			continue
-		}
-		m := Mount{Point: unescape(fields[4]), Root: unescape(fields[3]), FSType: fields[sep+1], Source: unescape(fields[sep+2])}
-		for _, o := range strings.Split(fields[5], ",") {
-			if o == "ro" {
-				m.ReadOnly = true
-			}
-		}
-		out = append(out, m)
+	out := make([]Mount, 0, len(table))
+	for _, e := range table {
+		out = append(out, Mount{Point: e.Point, Root: e.Root, FSType: e.FSType, Source: e.Source, ReadOnly: e.ReadOnly})
 	}
 	return out
 }
@@ -201,23 +180,4 @@ func daemons(point string) []daemon {
 		}
 	}
 	return out
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -3,7 +3,6 @@
 package mount
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/cbimg/cbimg/internal/sysdev"
 
 	"golang.org/x/sys/unix"
 )
@@ -100,52 +101,18 @@ func mountAt(path string) (mountInfo, bool) {
 	if r, err := filepath.EvalSymlinks(path); err == nil {
 		path = r
 	}
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	table, err := sysdev.Table()
 	if err != nil {
 		return mountInfo{}, false
 	}
 	var found mountInfo
 	ok := false
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
-		f := strings.Fields(sc.Text())
-		sep := -1
-		for i, x := range f {
-			if x == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 6 || sep+2 >= len(f) {
-			continue
-		}
-		if unescape(f[4]) == path {
-			found = mountInfo{point: path, fsType: f[sep+1], source: unescape(f[sep+2])}
-			ok = true
+	for _, e := range table {
+		if e.Point == path {
+			found, ok = mountInfo{point: path, fsType: e.FSType, source: e.Source}, true
 		}
 	}
 	return found, ok
-}
-
-// unescape undoes the octal escapes (\040 for a space) of mountinfo.
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // setReadAhead raises the kernel readahead of the mount at mountpoint:

@@ -48,16 +48,51 @@ func MountsOf(path string) ([]Mount, error) {
 			}
 		}
 	}
+	table, err := Table()
+	if err != nil {
+		return nil, err
+	}
+	var out []Mount
+	for _, e := range table {
+		src := e.Source
+		if r, err := filepath.EvalSymlinks(src); err == nil {
+			src = r
+		}
+		via, byDev := devs[e.Dev]
+		viaName, byName := names[src]
+		if !byDev && !byName {
+			continue
+		}
+		if byName {
+			via = viaName
+		}
+		out = append(out, Mount{Point: e.Point, FSType: e.FSType, ReadOnly: e.ReadOnly, Via: via})
+	}
+	return out, nil
+}
+
+// Entry is one line of the mount table (/proc/self/mountinfo).
+type Entry struct {
+	Dev      uint64 // device number of the mounted file system
+	Root     string // directory of that file system mounted here ("/" unless a bind mount)
+	Point    string // where it is mounted
+	FSType   string // e.g. "ext4", "fuseblk", "fuse.fusefat"
+	Source   string // as the table says; FUSE drivers may put anything here
+	ReadOnly bool
+}
+
+// Table reads the mount table, in mount order (later entries are on top).
+func Table() ([]Entry, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out []Mount
+	var out []Entry
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		// id parent major:minor root mountpoint options ... - fstype source superopts
+		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
 		fields := strings.Fields(sc.Text())
 		sep := -1
 		for i, x := range fields {
@@ -71,26 +106,14 @@ func MountsOf(path string) ([]Mount, error) {
 		}
 		var maj, min uint32
 		fmt.Sscanf(fields[2], "%d:%d", &maj, &min)
-		dev := unix.Mkdev(maj, min)
-		src := unescape(fields[sep+2])
-		if r, err := filepath.EvalSymlinks(src); err == nil {
-			src = r
-		}
-		via, byDev := devs[dev]
-		viaName, byName := names[src]
-		if !byDev && !byName {
-			continue
-		}
-		if byName {
-			via = viaName
-		}
-		ro := false
+		e := Entry{Dev: unix.Mkdev(maj, min), Root: Unescape(fields[3]), Point: Unescape(fields[4]),
+			FSType: fields[sep+1], Source: Unescape(fields[sep+2])}
 		for _, o := range strings.Split(fields[5], ",") {
 			if o == "ro" {
-				ro = true
+				e.ReadOnly = true
 			}
 		}
-		out = append(out, Mount{Point: unescape(fields[4]), FSType: fields[sep+1], ReadOnly: ro, Via: via})
+		out = append(out, e)
 	}
 	return out, sc.Err()
 }
@@ -110,8 +133,8 @@ func loopsBackedBy(file string) []string {
 	return out
 }
 
-// unescape undoes mountinfo's octal escapes (\040 for space).
-func unescape(s string) string {
+// Unescape undoes mountinfo's octal escapes (\040 for space).
+func Unescape(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
