@@ -3,7 +3,6 @@
 # backs it up with cbimg, verifies the image, shows its header and files,
 # restores it and proves the restore equal with ntfsclone, then mounts the
 # image and lists the volume through ntfs-3g. Needs root (ntfs-3g and FUSE).
-# the volume through ntfs-3g. Needs root (ntfs-3g and FUSE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
