@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -48,9 +50,14 @@ func TestDiskPartitions(t *testing.T) {
 	testvol.Need(t, "fls", "icat", "fsck.fat")
 	dir := t.TempDir()
 	mbr, gpt := disktest.MBR(t), disktest.GPT(t)
+	mbr2 := disktest.MBR(t)
+	real := testvol.Copy(t, testvol.Real(t, "ntfs/win10-mbr-disk-lastaccess.raw"))
+	realTarget := testvol.Copy(t, real)
 	for _, c := range []struct{ src, dst string }{
-		{gpt + "@1", mbr + "@5"}, // FAT16 8 MiB into a 16 MiB logical partition
-		{mbr + "@1", gpt + "@3"}, // NTFS 24 MiB, MBR primary into GPT
+		{gpt + "@1", mbr + "@5"},         // FAT16 8 MiB into a 16 MiB logical partition
+		{mbr + "@1", gpt + "@3"},         // NTFS 24 MiB, MBR primary into GPT
+		{mbr2 + "@2", mbr2 + "@6"},       // FAT32 40 MiB into the larger logical partition behind it
+		{real + "@1", realTarget + "@1"}, // the Windows-made disk, same place on a copy
 	} {
 		name := filepath.Base(c.src) + "-" + filepath.Base(c.dst)
 		t.Run(name, func(t *testing.T) {
@@ -64,7 +71,7 @@ func TestDiskPartitions(t *testing.T) {
 				t.Fatal(err)
 			}
 			dstStart := partStart(t, c.dst)
-			if want := uint64(dstStart / 512); rr.HiddenSectors != want {
+			if want := uint64(dstStart / 512); rr.HiddenSectors != want && !(rr.HiddenSectors == 0 && res.Header.HiddenSectors == want) {
 				t.Errorf("hidden sectors %d, want %d", rr.HiddenSectors, want)
 			}
 			a, b := bootOf(t, c.src, 0), bootOf(t, c.dst, 0)
@@ -83,6 +90,31 @@ func TestDiskPartitions(t *testing.T) {
 			if strings.Join(fa, "\n") != strings.Join(fb, "\n") {
 				t.Fatalf("fls differs:\n%v\n%v", fa, fb)
 			}
+			// Every file's contents, and the file system's own checkers, on a
+			// copy of the restored partition alone.
+			part := extractPartition(t, c.dst)
+			src := extractPartition(t, c.src)
+			for i, f := range oracle.Files(t, src) {
+				if i%10 == 0 && oracle.ICatHash(t, src, f.Addr) != oracle.ICatHash(t, part, f.Addr) {
+					t.Errorf("%s differs", f.Path)
+				}
+			}
+			if res.Header.FSType == 1 {
+				testvol.Run(t, "ntfsinfo", "-m", part)
+			} else if a, b := oracle.Fsck(t, src), oracle.Fsck(t, part); a != b {
+				t.Errorf("fsck.fat differs:\n%s\n%s", a, b)
+			}
+			fs1 := strings.ReplaceAll(testvol.Run(t, "fsstat", src), src, "X")
+			fs2 := strings.ReplaceAll(testvol.Run(t, "fsstat", part), part, "X")
+			if a, b := stripHidden(fs1), stripHidden(fs2); a != b {
+				al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+				for i := range min(len(al), len(bl)) {
+					if al[i] != bl[i] {
+						t.Errorf("fsstat differs: %q vs %q", al[i], bl[i])
+						break
+					}
+				}
+			}
 		})
 	}
 	// Into a partition that is too small: refused with the size needed.
@@ -92,4 +124,37 @@ func TestDiskPartitions(t *testing.T) {
 	if !errors.Is(err, restorecore.ErrTargetTooSmall) || !strings.Contains(err.Error(), "needs") {
 		t.Fatalf("restore into a smaller partition: %v", err)
 	}
+}
+
+// extractPartition copies a DISK@N partition into a file of its own.
+func extractPartition(t *testing.T, spec string) string {
+	t.Helper()
+	s, err := disk.OpenPartition(spec, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := filepath.Join(t.TempDir(), "part")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, io.NewSectionReader(s, 0, s.Size())); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// stripHidden drops the fsstat lines that follow the partition's place
+// (hidden sectors) and the volume's write times.
+func stripHidden(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "Hidden") || strings.Contains(l, "Sectors before") || strings.Contains(l, "Written") || strings.Contains(l, "Last") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
 }
