@@ -157,6 +157,32 @@ func interchange(t *testing.T, v realVol, diskNo int) {
 	mustOK(t, "linux verify", env.Native(t, work, nil, "verify", "w.cbi"))
 	mustOK(t, "linux verify", env.Native(t, work, nil, "verify", "wd.cbi"))
 
+	// Files out of an image: the same listing and bytes from both builds.
+	lsW := mustOK(t, "wine ls", env.Wine(t, work, nil, "ls", "-r", "--json", "l.cbi"))
+	lsL := mustOK(t, "linux ls", env.Native(t, work, nil, "ls", "-r", "--json", "w.cbi"))
+	if lsW.Stdout != lsL.Stdout {
+		t.Errorf("ls -r --json differs between builds:\n%s\n%s", lsW.Stdout, lsL.Stdout)
+	}
+	var entries []struct {
+		Path string `json:"path"`
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal([]byte(lsL.Stdout), &entries); err != nil {
+		t.Fatalf("ls --json: %v", err)
+	}
+	cats := 0
+	for _, e := range entries {
+		if e.Type != "file" || cats >= 5 {
+			continue
+		}
+		a := env.Wine(t, work, nil, "cat", "l.cbi", e.Path)
+		b := env.Native(t, work, nil, "cat", "w.cbi", e.Path)
+		if a.Code != b.Code || a.Stdout != b.Stdout {
+			t.Errorf("cat %s differs between builds (exit %d vs %d, %d vs %d bytes)", e.Path, a.Code, b.Code, len(a.Stdout), len(b.Stdout))
+		}
+		cats++
+	}
+
 	// Restores onto identical targets that hold old data: every pairing of
 	// image maker and restorer, and cbimg.exe onto a raw device, give the
 	// same bytes.
