@@ -27,8 +27,8 @@ type Options struct {
 	Image  string // image path; "-" writes to Output
 	Output io.Writer
 
-	Codec     image.Codec // image.CodecZstd (default when Level > 0) or image.CodecNone
-	Level     int         // zstd level 1..22; 0 with CodecZstd means 3
+	Codec     image.Codec // image.CodecNone (the zero value) or image.CodecZstd
+	Level     int         // zstd level 1..19; 0 with CodecZstd means 3
 	ChunkSize uint32      // 0 = image.DefaultChunkSize
 	Split     int64       // bytes per split volume; 0 = one file
 
@@ -58,6 +58,10 @@ type Result struct {
 	Warnings   []string
 	Duration   time.Duration
 }
+
+// FATSplit is the split size chosen when an image goes to a FAT file
+// system and no split size was given: below FAT's 4 GiB file limit.
+const FATSplit = 4095 << 20
 
 // ErrSourceMounted means the source is mounted read-write and Force is off.
 var ErrSourceMounted = errors.New("backupcore: source is mounted read-write")
@@ -189,6 +193,13 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		}
 		out = ip
 	} else {
+		if opts.Split == 0 && onFAT(opts.Image) {
+			// FAT cannot hold a file of 4 GiB or more.
+			h.SplitSize = FATSplit
+			h.Finish()
+			opts.Split = FATSplit
+			warn("the image goes to a FAT file system: split into volumes of %d MiB", FATSplit>>20)
+		}
 		if file, err = image.Create(opts.Image, opts.Split); err != nil {
 			return nil, fmt.Errorf("create image: %w", err)
 		}

@@ -253,3 +253,23 @@ func TestFusefatMountSeen(t *testing.T) {
 		t.Fatalf("restore over a fusefat mount: exit %d %s", code, stderr)
 	}
 }
+
+// An image written to a FAT file system is split below 4 GiB on its own.
+func TestAutoSplitOnFAT(t *testing.T) {
+	testvol.Need(t, "fusefat", "fusermount")
+	dir := t.TempDir()
+	vol := testvol.Copy(t, testvol.FAT(t, testvol.FATSpec{Bits: 32, SizeMiB: 300, Content: "empty"}))
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	testvol.Run(t, "fusefat", "-o", "rw+", vol, mnt)
+	defer exec.Command("fusermount", "-u", mnt).Run()
+	img := filepath.Join(mnt, "b.cbi")
+	_, stderr, code := cbimg(t, nil, "backup", testvol.Real(t, "ntfs/win10-test-ntfs.dd"), img)
+	if code != 0 || !strings.Contains(stderr, "split into volumes of 4095 MiB") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	out, _, _ := cbimg(t, nil, "info", "--json", img)
+	if !strings.Contains(out, `"split_size": 4293918720`) {
+		t.Fatalf("info: %s", out)
+	}
+}

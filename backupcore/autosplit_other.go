@@ -1,0 +1,5 @@
+//go:build !linux && !windows
+
+package backupcore
+
+func onFAT(path string) bool { return false }
