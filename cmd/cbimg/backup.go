@@ -10,6 +10,7 @@ import (
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/units"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 type backupOptions struct {
@@ -140,10 +141,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 	return nil
 }
 
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // parseUserSize is units.ParseSize with a command-line error.
 func parseUserSize(s string) (int64, error) {
