@@ -96,7 +96,8 @@ func (p *plan) view(m *Model) (string, []string, string) {
 		if len(leftBehind(p.image)) > 0 {
 			state = "EXISTS: it will be replaced"
 		}
-		add("  into      " + p.image + "  (" + state + ")")
+		// On a line of its own: a long path must not hide that a file is replaced.
+		add("  into      "+p.image, "            ("+state+")")
 		opts := []string{"zstd level " + fmt.Sprint(p.level)}
 		if p.codec == image.CodecNone {
 			opts[0] = "no compression"

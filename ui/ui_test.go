@@ -143,13 +143,13 @@ func TestFormValidation(t *testing.T) {
 	m.form.fields[2].text = "12Q"
 	m.form.focus = len(m.form.fields)
 	m.Update(key("enter"))
-	if m.scr != scForm || !strings.Contains(checkView(t, m), "size \"12Q\"") {
+	if m.scr != scForm || !strings.Contains(strings.Join(strings.Fields(checkView(t, m)), " "), "size \"12Q\"") {
 		t.Fatalf("a bad split size was not refused:\n%s", m.View())
 	}
 	m.form.fields[2].text = ""
 	m.form.fields[0].text = filepath.Join(t.TempDir(), "missing", "x.cbi")
 	m.Update(key("enter"))
-	if m.scr != scForm || !strings.Contains(checkView(t, m), "does not exist") {
+	if m.scr != scForm || !strings.Contains(strings.Join(strings.Fields(checkView(t, m)), " "), "does not exist") {
 		t.Fatalf("a missing directory was not refused:\n%s", m.View())
 	}
 }
