@@ -223,29 +223,7 @@ func MountFiles(mountpoint string, fsys iofs.FS, opts *Options) (*Mounted, error
 		return nil, err
 	}
 	root := &treeNode{t: &tree{fsys: fsys, logger: o.Logger, logged: map[string]bool{}}, name: ".", info: info}
-	timeout := cacheTimeout
-	fsName := o.FsName
-	if fsName == "" {
-		fsName = "cbimg"
-	}
-	fo := &fs.Options{
-		EntryTimeout:    &timeout,
-		AttrTimeout:     &timeout,
-		NegativeTimeout: &timeout,
-		Logger:          o.Logger,
-		MountOptions: fuse.MountOptions{
-			AllowOther:    o.AllowOther,
-			Options:       []string{"ro", "default_permissions"},
-			FsName:        fsName,
-			Name:          "cbimg",
-			MaxWrite:      1 << 20,
-			DisableSplice: true,
-			MaxReadAhead:  1 << 20,
-			DisableXAttrs: true,
-			Debug:         o.Debug,
-			Logger:        o.Logger,
-		},
-	}
+	fo := fuseOptions(&o)
 	srv, err := fs.Mount(mountpoint, root, fo)
 	if err != nil {
 		return nil, mountError(mountpoint, err)

@@ -120,31 +120,7 @@ func Mount(mountpoint string, src Source, opts *Options) (*Mounted, error) {
 	}
 	f := newFile(src, &o)
 	root := &rootNode{file: &fileNode{f: f}}
-	timeout := cacheTimeout
-	fsName := o.FsName
-	if fsName == "" {
-		fsName = "cbimg"
-	}
-	fo := &fs.Options{
-		EntryTimeout:    &timeout,
-		AttrTimeout:     &timeout,
-		NegativeTimeout: &timeout,
-		Logger:          o.Logger,
-		MountOptions: fuse.MountOptions{
-			AllowOther: o.AllowOther,
-			// "ro" makes the kernel refuse writes (EROFS) before they reach us.
-			Options: []string{"ro", "default_permissions"},
-			FsName:  fsName,
-			Name:    "cbimg",
-			// 1 MiB replies from memory: splicing them costs more than it saves.
-			MaxWrite:      1 << 20,
-			DisableSplice: true,
-			MaxReadAhead:  1 << 20,
-			DisableXAttrs: true,
-			Debug:         o.Debug,
-			Logger:        o.Logger,
-		},
-	}
+	fo := fuseOptions(&o)
 	srv, err := fs.Mount(mountpoint, root, fo)
 	if err != nil {
 		return nil, mountError(mountpoint, err)
@@ -168,4 +144,34 @@ func mountError(mountpoint string, err error) error {
 		return fmt.Errorf("mount %s: permission denied (%w); for --allow-other as a non-root user, /etc/fuse.conf needs user_allow_other", mountpoint, err)
 	}
 	return fmt.Errorf("mount %s: %w", mountpoint, err)
+}
+
+// fuseOptions are the go-fuse settings of both views (the volume file and
+// the file tree).
+func fuseOptions(o *Options) *fs.Options {
+	timeout := cacheTimeout
+	fsName := o.FsName
+	if fsName == "" {
+		fsName = "cbimg"
+	}
+	return &fs.Options{
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
+		Logger:          o.Logger,
+		MountOptions: fuse.MountOptions{
+			AllowOther: o.AllowOther,
+			// "ro" makes the kernel refuse writes (EROFS) before they reach us.
+			Options: []string{"ro", "default_permissions"},
+			FsName:  fsName,
+			Name:    "cbimg",
+			// 1 MiB replies from memory: splicing them costs more than it saves.
+			MaxWrite:      1 << 20,
+			DisableSplice: true,
+			MaxReadAhead:  1 << 20,
+			DisableXAttrs: true,
+			Debug:         o.Debug,
+			Logger:        o.Logger,
+		},
+	}
 }
