@@ -2,6 +2,7 @@ package image
 
 import (
 	"container/list"
+	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -447,34 +448,13 @@ func (r *Reader) Stream() (*StreamReader, error) {
 // fast pass (no decompression, all cores) that lets a restore refuse a
 // damaged image before it writes anything. The error, if any, is the one
 // of the first damaged chunk.
-func (r *Reader) CheckStored(progress func(done int64)) error {
-	n := min(runtime.GOMAXPROCS(0), 4)
-	errs := make([]error, len(r.frames))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var done int64
-	for w := 0; w < n; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 0, frameHeaderLen+maxChunkSize)
-			for i := range next {
-				errs[i] = r.checkFrame(i, buf)
-				if progress != nil {
-					mu.Lock()
-					done += int64(r.frames[i].StoredLen) + frameHeaderLen
-					progress(done)
-					mu.Unlock()
-				}
-			}
-		}()
+func (r *Reader) CheckStored(ctx context.Context, progress func(done int64)) error {
+	errs, err := r.eachChunk(ctx, func(i int, buf []byte) (int64, error) {
+		return int64(r.frames[i].StoredLen) + frameHeaderLen, r.checkFrame(i, buf)
+	}, progress)
+	if err != nil {
+		return err
 	}
-	for i := range r.frames {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
 			return err

@@ -23,41 +23,12 @@ func (v *VerifyReport) OK() bool { return len(v.Problems) == 0 }
 // by Open. progress, when set, is called with logical bytes checked.
 func (r *Reader) Verify(ctx context.Context, progress func(done int64)) (*VerifyReport, error) {
 	rep := &VerifyReport{Chunks: len(r.frames)}
-	n := runtime.GOMAXPROCS(0)
-	errs := make([]error, len(r.frames))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var done int64
-	for w := 0; w < n; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				_, errs[i] = r.loadChunk(&r.frames[i], true)
-				if progress != nil {
-					mu.Lock()
-					done += int64(r.frames[i].LogicalLen)
-					progress(done)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	var cerr error
-feed:
-	for i := range r.frames {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			cerr = ctx.Err()
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if cerr != nil {
-		return nil, cerr
+	errs, err := r.eachChunk(ctx, func(i int, _ []byte) (int64, error) {
+		_, err := r.loadChunk(&r.frames[i], true)
+		return int64(r.frames[i].LogicalLen), err
+	}, progress)
+	if err != nil {
+		return nil, err
 	}
 	for _, e := range errs {
 		if e != nil {
@@ -95,4 +66,45 @@ func (v *VerifyReport) Error() error {
 		return v.Problems[0]
 	}
 	return fmt.Errorf("%w (and %d more problems)", v.Problems[0], len(v.Problems)-1)
+}
+
+// eachChunk calls check for every chunk on all cores (each goroutine with a
+// buffer of its own) and returns each chunk's error. progress gets running
+// totals of what check returns. It stops early when ctx is done.
+func (r *Reader) eachChunk(ctx context.Context, check func(i int, buf []byte) (int64, error), progress func(int64)) ([]error, error) {
+	errs := make([]error, len(r.frames))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var done int64
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, frameHeaderLen+maxChunkSize)
+			for i := range next {
+				var n int64
+				n, errs[i] = check(i, buf)
+				if progress != nil {
+					mu.Lock()
+					done += n
+					progress(done)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	var cerr error
+feed:
+	for i := range r.frames {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			cerr = ctx.Err()
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return errs, cerr
 }

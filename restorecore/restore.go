@@ -127,7 +127,7 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 		defer r.Close()
 		// Everything that can be checked cheaply is checked before the
 		// target is touched: metadata in Open, every chunk's CRC here.
-		if err := r.CheckStored(func(d int64) { report(Progress{Phase: "check", Done: d, Total: r.ImageSize()}) }); err != nil {
+		if err := r.CheckStored(ctx, func(d int64) { report(Progress{Phase: "check", Done: d, Total: r.ImageSize()}) }); err != nil {
 			return nil, err
 		}
 		if sr, err = r.Stream(); err != nil {
