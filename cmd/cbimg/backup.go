@@ -21,6 +21,7 @@ type backupOptions struct {
 	Force             bool
 	SectorBySector    bool
 	Rescue            bool
+	ChunkSize         string
 }
 
 func (o *backupOptions) addFlags(cmd *cobra.Command) {
@@ -30,6 +31,7 @@ func (o *backupOptions) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Excludes, "exclude", nil, "leave out files matching GLOB (case-insensitive; with a / it matches the whole path); repeatable")
 	f.BoolVar(&o.NoDefaultExcludes, "no-default-excludes", false, "also image hiberfil.sys, pagefile.sys, swapfile.sys and cbimg images on the volume")
 	f.BoolVar(&o.Force, "force", false, "back up a source that is mounted read-write")
+	f.StringVar(&o.ChunkSize, "chunk-size", "1M", "logical bytes per compressed chunk (64K to 64M): smaller chunks serve random reads of a mounted image faster, larger ones compress better")
 	f.BoolVar(&o.Rescue, "rescue", false, "store unreadable clusters as zeros, list them in the image, and go on")
 	f.BoolVar(&o.SectorBySector, "sector-by-sector", false, "copy every sector without reading the file system (BitLocker or unknown volumes)")
 }
@@ -92,6 +94,13 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 			return usageError{fmt.Errorf("--split %s: volumes must be at least 1 MiB", o.Split)}
 		}
 	}
+	chunk, err := parseUserSize(o.ChunkSize)
+	if err != nil {
+		return err
+	}
+	if chunk < 64<<10 || chunk > 64<<20 {
+		return usageError{fmt.Errorf("--chunk-size %s: use 64K to 64M", o.ChunkSize)}
+	}
 	for _, p := range o.Excludes {
 		if err := backupcore.ValidatePattern(p); err != nil {
 			return usageError{err}
@@ -109,7 +118,7 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 	p := newProgress(g)
 	opts := backupcore.Options{
 		Source: source, Image: imagePath, Output: stdout, Codec: codec, Level: level, Split: split,
-		Excludes: o.Excludes, NoDefaultExcludes: o.NoDefaultExcludes, Force: o.Force, SectorBySector: o.SectorBySector, Rescue: o.Rescue,
+		Excludes: o.Excludes, NoDefaultExcludes: o.NoDefaultExcludes, Force: o.Force, SectorBySector: o.SectorBySector, Rescue: o.Rescue, ChunkSize: uint32(chunk),
 		Progress: func(pr backupcore.Progress) { p.update(pr.Phase, pr.Done, pr.Total) },
 		Warn: func(s string) {
 			if !g.Quiet {

@@ -273,3 +273,23 @@ func TestAutoSplitOnFAT(t *testing.T) {
 		t.Fatalf("info: %s", out)
 	}
 }
+
+// --chunk-size sets the logical chunk size; out-of-range sizes are usage errors.
+func TestChunkSize(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "c.cbi")
+	src := testvol.Real(t, "fat/mkfs-fat16-lfn.img")
+	if _, stderr, code := cbimg(t, nil, "backup", "--chunk-size", "64K", src, img); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	out, _, _ := cbimg(t, nil, "info", "--json", img)
+	if !strings.Contains(out, `"chunk_size": 65536`) {
+		t.Fatalf("info: %s", out)
+	}
+	if _, _, code := cbimg(t, nil, "verify", img); code != 0 {
+		t.Fatal("verify failed")
+	}
+	if _, _, code := cbimg(t, nil, "backup", "--chunk-size", "1K", src, filepath.Join(dir, "x.cbi")); code != exitUsage {
+		t.Fatalf("--chunk-size 1K: exit %d", code)
+	}
+}
