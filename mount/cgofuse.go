@@ -128,8 +128,14 @@ func Mount(mountpoint string, src Source, opts *Options) (*Mounted, error) {
 		return nil, err
 	}
 	w := &winFS{f: newFile(src, &o), ready: make(chan struct{})}
-	host := fuse.NewFileSystemHost(w)
-	args := cgofuseArgs(&o)
+	return startHost(mountpoint, w, w.ready, &o)
+}
+
+// startHost mounts a cgofuse file system and returns once it is up (ready
+// closed by its Init) or has failed.
+func startHost(mountpoint string, fsys fuse.FileSystemInterface, ready chan struct{}, o *Options) (*Mounted, error) {
+	host := fuse.NewFileSystemHost(fsys)
+	args := cgofuseArgs(o)
 	if o.Debug {
 		args = append(args, "-d")
 	}
@@ -143,16 +149,16 @@ func Mount(mountpoint string, src Source, opts *Options) (*Mounted, error) {
 			}
 		}()
 		if !host.Mount(mountpoint, args) {
-			failed <- fmt.Errorf("mount %s: WinFsp could not mount it (is the drive letter taken or the directory present?)", mountpoint)
+			failed <- fmt.Errorf("mount %s: could not mount it (is the drive letter taken or the directory present?)", mountpoint)
 		}
 	}()
 	select {
-	case <-w.ready:
+	case <-ready:
 		return &Mounted{Mountpoint: mountpoint, impl: &winServer{host: host, done: done}}, nil
 	case err := <-failed:
 		return nil, err
 	case <-done:
-		return nil, fmt.Errorf("mount %s: WinFsp stopped before the file system came up", mountpoint)
+		return nil, fmt.Errorf("mount %s: the file system stopped before it came up", mountpoint)
 	}
 }
 

@@ -4,7 +4,6 @@ package mount
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	iofs "io/fs"
 	"log"
@@ -205,30 +204,5 @@ func MountFiles(mountpoint string, fsys iofs.FS, opts *Options) (*Mounted, error
 		return nil, err
 	}
 	w := &treeFS{fsys: fsys, logger: o.Logger, ready: make(chan struct{}), handles: map[uint64]treeOpen{}}
-	host := fuse.NewFileSystemHost(w)
-	args := cgofuseArgs(&o)
-	if o.Debug {
-		args = append(args, "-d")
-	}
-	done := make(chan struct{})
-	failed := make(chan error, 1)
-	go func() {
-		defer close(done)
-		defer func() {
-			if r := recover(); r != nil {
-				failed <- fmt.Errorf("%w: %v (install WinFsp from https://winfsp.dev)", ErrNoFUSE, r)
-			}
-		}()
-		if !host.Mount(mountpoint, args) {
-			failed <- fmt.Errorf("mount %s: could not mount it (is the drive letter taken or the directory present?)", mountpoint)
-		}
-	}()
-	select {
-	case <-w.ready:
-		return &Mounted{Mountpoint: mountpoint, impl: &winServer{host: host, done: done}}, nil
-	case err := <-failed:
-		return nil, err
-	case <-done:
-		return nil, fmt.Errorf("mount %s: the file system stopped before it came up", mountpoint)
-	}
+	return startHost(mountpoint, w, w.ready, &o)
 }
