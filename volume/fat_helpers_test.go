@@ -1,10 +1,10 @@
+//go:build linux
+
 package volume
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cbimg/cbimg/internal/testvol"
 )
 
 // fatRunTool runs a file-system tool and returns its stdout; a missing tool
@@ -48,47 +50,13 @@ func fatRunToolErr(t testing.TB, name string, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// fatGunzip unpacks a gzip fixture from testdata into dir, keeping it sparse.
+// fatGunzip returns a private copy of an unpacked fixture of
+// testdata/realimages (src names the .gz file; dir is unused: the copy lives
+// in the test's own temporary directory).
 func fatGunzip(t testing.TB, src, dir string) string {
 	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, strings.TrimSuffix(filepath.Base(src), ".gz"))
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	buf := make([]byte, 64<<10)
-	var off int64
-	for {
-		n, err := io.ReadFull(zr, buf)
-		if n > 0 {
-			if !bytes.Equal(buf[:n], make([]byte, n)) {
-				if _, err := out.WriteAt(buf[:n], off); err != nil {
-					t.Fatal(err)
-				}
-			}
-			off += int64(n)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := out.Truncate(off); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+	rel := strings.TrimSuffix(strings.TrimPrefix(filepath.ToSlash(src), "../testdata/realimages/"), ".gz")
+	return testvol.Copy(t, testvol.Real(t, rel))
 }
 
 // fatVolumeSpec describes a FAT volume built with mkfs.fat and filled with

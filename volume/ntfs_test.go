@@ -33,8 +33,7 @@ var ntfsRealImages = []struct {
 // partition for tools that cannot take an offset.
 func ntfsRealImage(t *testing.T, dir, file string, partStart int64) (part io.ReaderAt, size int64, partPath string) {
 	t.Helper()
-	img := filepath.Join(dir, strings.TrimSuffix(file, ".gz"))
-	ntfsGunzip(t, filepath.Join("..", "testdata", "realimages", "ntfs", file), img)
+	img := testvol.Real(t, "ntfs/"+strings.TrimSuffix(file, ".gz"))
 	f, err := os.Open(img)
 	if err != nil {
 		t.Fatal(err)

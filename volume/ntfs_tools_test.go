@@ -5,7 +5,6 @@ package volume
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,47 +44,6 @@ func ntfsExec(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	return string(out)
-}
-
-// ntfsGunzip unpacks a gzip file, leaving zero blocks as holes.
-func ntfsGunzip(t testing.TB, src, dst string) {
-	t.Helper()
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	buf := make([]byte, 64<<10)
-	var off int64
-	for {
-		n, err := io.ReadFull(zr, buf)
-		if n > 0 {
-			if !allZero(buf[:n]) {
-				if _, err := out.WriteAt(buf[:n], off); err != nil {
-					t.Fatal(err)
-				}
-			}
-			off += int64(n)
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := out.Truncate(off); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // ntfsMount mounts img with ntfs-3g in the foreground and returns the mount
