@@ -8,9 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cbimg/cbimg/disk"
+
+	"github.com/cbimg/cbimg/disk/disktest"
 	"github.com/cbimg/cbimg/internal/oracle"
 	"github.com/cbimg/cbimg/internal/testvol"
 )
@@ -291,5 +295,34 @@ func TestChunkSize(t *testing.T) {
 	}
 	if _, _, code := cbimg(t, nil, "backup", "--chunk-size", "1K", src, filepath.Join(dir, "x.cbi")); code != exitUsage {
 		t.Fatalf("--chunk-size 1K: exit %d", code)
+	}
+}
+
+// A disk image one of whose partitions is mounted (through a loop device
+// on the same file) is refused as a restore target.
+func TestWholeDiskWithMountedPartition(t *testing.T) {
+	testvol.Need(t, "losetup", "ntfs-3g", "fusermount")
+	dir := t.TempDir()
+	d := disktest.MBR(t)
+	s, err := disk.OpenPartition(d+"@1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, size := s.Start(), s.Size()
+	s.Close()
+	loop := strings.TrimSpace(testvol.Run(t, "losetup", "--show", "-f", "-o", strconv.FormatInt(start, 10), "--sizelimit", strconv.FormatInt(size, 10), d))
+	defer exec.Command("losetup", "-d", loop).Run()
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	testvol.Run(t, "ntfs-3g", loop, mnt)
+	defer exec.Command("fusermount", "-u", mnt).Run()
+	img := filepath.Join(dir, "f.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", testvol.Real(t, "fat/mkfs-fat16-lfn.img"), img); code != 0 {
+		t.Fatal(stderr)
+	}
+	for _, target := range []string{d, d + "@1"} {
+		if _, stderr, code := cbimg(t, nil, "restore", "--yes", img, target); code != exitRefused || !strings.Contains(stderr, "mounted") {
+			t.Errorf("restore over %s with a mounted partition: exit %d %s", target, code, stderr)
+		}
 	}
 }

@@ -39,12 +39,14 @@ func MountsOf(path string) ([]Mount, error) {
 	names := map[string]string{abs: ""}
 	if st.Mode&unix.S_IFMT == unix.S_IFBLK {
 		devs[st.Rdev] = ""
+		addPartitions(devs, st.Rdev, "")
 	} else if st.Mode&unix.S_IFMT == unix.S_IFREG {
 		for _, loop := range loopsBackedBy(abs) {
 			var ls unix.Stat_t
 			if unix.Stat(loop, &ls) == nil {
 				devs[ls.Rdev] = loop
 				names[loop] = loop
+				addPartitions(devs, ls.Rdev, loop)
 			}
 		}
 	}
@@ -116,6 +118,29 @@ func Table() ([]Entry, error) {
 		out = append(out, e)
 	}
 	return out, sc.Err()
+}
+
+// addPartitions adds the partitions of a whole-disk device (as the kernel
+// knows them in /sys): writing the disk overwrites them too.
+func addPartitions(devs map[uint64]string, disk uint64, via string) {
+	dir, err := filepath.EvalSymlinks(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(disk), unix.Minor(disk)))
+	if err != nil {
+		return
+	}
+	parts, _ := filepath.Glob(filepath.Join(dir, filepath.Base(dir)+"*", "dev"))
+	for _, p := range parts {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var maj, min uint32
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d:%d", &maj, &min); err == nil {
+			if via == "" {
+				via = "/dev/" + filepath.Base(filepath.Dir(p))
+			}
+			devs[unix.Mkdev(maj, min)] = via
+		}
+	}
 }
 
 func loopsBackedBy(file string) []string {
