@@ -134,8 +134,6 @@ func printInfo(w io.Writer, j infoJSON) {
 	}
 }
 
-type infoOptions struct{}
-
 func newInfoCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "info IMAGE",
