@@ -5,6 +5,8 @@ package backupcore
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"runtime"
 
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/internal/sysdev"
@@ -16,6 +18,11 @@ import (
 func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []sysdev.Mount, warn func(string, ...any)) (*inPlace, error) {
 	if _, _, ok := locate.Split(opts.Image); ok {
 		return nil, fmt.Errorf("%w: writing an image inside the partition it backs up needs Linux", ErrInPlaceUnsafe)
+	}
+	if runtime.GOOS == "windows" && opts.Image != "-" && opts.Image != "" {
+		if abs, err := filepath.Abs(opts.Image); err == nil && winSameVolume(opts.Source, abs) {
+			return nil, fmt.Errorf("%w: %s lies on the volume being backed up; write the image to another volume (an image inside its own volume needs the Linux build)", ErrInPlaceUnsafe, opts.Image)
+		}
 	}
 	return nil, nil
 }
