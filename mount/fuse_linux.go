@@ -73,6 +73,9 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return nil, 0, syscall.EROFS
 	}
+	if n.f.directIO {
+		return nil, fuse.FOPEN_DIRECT_IO, 0
+	}
 	// The content never changes: keep the page cache across opens.
 	return nil, fuse.FOPEN_KEEP_CACHE, 0
 }

@@ -48,6 +48,11 @@ type Options struct {
 	ReadAheadKB int         // kernel readahead for the mount; 0 = 4096, <0 = leave the kernel default
 	Logger      *log.Logger // read errors; nil = log.Default()
 	Debug       bool        // log every FUSE request
+	// DirectIO bypasses the kernel's page cache for volume.raw: sequential
+	// reads run several times faster (the kernel's copy of each reply into
+	// the page cache is the bottleneck), but re-reads are served again by
+	// cbimg and shared mmap of volume.raw is not possible.
+	DirectIO bool
 }
 
 // Errors from Mount and Unmount; test with errors.Is.
@@ -80,17 +85,18 @@ func (m *Mounted) Unmount() error { return m.impl.unmount() }
 // file is the platform-independent part of volume.raw: clamped reads with
 // errors logged once per damaged place.
 type file struct {
-	src    Source
-	size   int64
-	mtime  time.Time
-	logger *log.Logger
+	src      Source
+	size     int64
+	mtime    time.Time
+	logger   *log.Logger
+	directIO bool
 
 	mu     sync.Mutex
 	logged map[string]bool
 }
 
 func newFile(src Source, o *Options) *file {
-	f := &file{src: src, size: src.Size(), mtime: o.ModTime, logger: o.Logger, logged: map[string]bool{}}
+	f := &file{src: src, size: src.Size(), mtime: o.ModTime, logger: o.Logger, directIO: o.DirectIO, logged: map[string]bool{}}
 	if f.logger == nil {
 		f.logger = log.Default()
 	}

@@ -326,3 +326,29 @@ func TestWholeDiskWithMountedPartition(t *testing.T) {
 		}
 	}
 }
+
+// mount --direct-io serves the same bytes as a restore.
+func TestMountDirectIO(t *testing.T) {
+	testvol.Need(t, "fusermount")
+	dir := t.TempDir()
+	img, out, mnt := filepath.Join(dir, "d.cbi"), filepath.Join(dir, "restored"), filepath.Join(dir, "mnt")
+	src := testvol.Real(t, "ntfs/win10-test-ntfs.dd")
+	for _, args := range [][]string{{"backup", src, img}, {"restore", "--yes", img, out}} {
+		if _, stderr, code := cbimg(t, nil, args...); code != 0 {
+			t.Fatalf("%v: %s", args, stderr)
+		}
+	}
+	os.Mkdir(mnt, 0o755)
+	if _, stderr, code := cbimg(t, nil, "mount", "--direct-io", img, mnt); code != 0 {
+		t.Fatalf("mount: %s", stderr)
+	}
+	defer cbimg(t, nil, "umount", mnt)
+	a, err := os.ReadFile(filepath.Join(mnt, "volume.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	if !bytes.Equal(a, b) {
+		t.Fatal("volume.raw with --direct-io differs from the restored volume")
+	}
+}

@@ -34,6 +34,7 @@ type mountOptions struct {
 	Files      bool
 	AllowOther bool
 	CacheSize  string
+	DirectIO   bool
 	Log        string
 	Debug      bool
 }
@@ -44,6 +45,7 @@ func (o *mountOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.Files, "files", false, "serve the file tree inside the image (read-only) instead of volume.raw")
 	f.BoolVar(&o.AllowOther, "allow-other", false, "let other users read the mount (non-root users need user_allow_other in /etc/fuse.conf)")
 	f.StringVar(&o.CacheSize, "cache-size", "64M", "memory for decompressed chunks, `SIZE` such as 256M")
+	f.BoolVar(&o.DirectIO, "direct-io", false, "bypass the page cache: several times faster single sequential reads (e.g. hashing volume.raw), but re-reads are not cached and volume.raw cannot be mmapped")
 	f.StringVar(&o.Log, "log", "", "append read errors to `FILE` (default: standard error; discarded in the background)")
 	f.BoolVar(&o.Debug, "debug", false, "log every FUSE request")
 	f.MarkHidden("debug")
@@ -151,7 +153,7 @@ func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePat
 	}
 	abs, _ := filepath.Abs(imagePath)
 	m, err := mountImage(mountpoint, r, o.Files, &mount.Options{
-		AllowOther: o.AllowOther, FsName: abs, ModTime: r.Header.Created, Logger: logger, Debug: o.Debug,
+		AllowOther: o.AllowOther, DirectIO: o.DirectIO, FsName: abs, ModTime: r.Header.Created, Logger: logger, Debug: o.Debug,
 	})
 	if err != nil {
 		return mountError(err)
@@ -204,6 +206,9 @@ func mountBackground(ctx context.Context, out io.Writer, g *globalOptions, o *mo
 	args := []string{"mount", "--foreground", "--quiet", "--cache-size", o.CacheSize}
 	if o.Files {
 		args = append(args, "--files")
+	}
+	if o.DirectIO {
+		args = append(args, "--direct-io")
 	}
 	if o.AllowOther {
 		args = append(args, "--allow-other")
