@@ -48,7 +48,7 @@ type Options struct {
 	ReadAheadKB int         // kernel readahead for the mount; 0 = 4096, <0 = leave the kernel default
 	Logger      *log.Logger // read errors; nil = log.Default()
 	Debug       bool        // log every FUSE request
-	// DirectIO bypasses the kernel's page cache for volume.raw: sequential
+	// DirectIO (Linux) bypasses the kernel's page cache for volume.raw: sequential
 	// reads run several times faster (the kernel's copy of each reply into
 	// the page cache is the bottleneck), but re-reads are served again by
 	// cbimg and shared mmap of volume.raw is not possible.
