@@ -120,11 +120,8 @@ func (s *winServer) unmount() error {
 // "X:" or a directory that does not exist yet) through WinFsp and returns
 // once the file system is up.
 func Mount(mountpoint string, src Source, opts *Options) (*Mounted, error) {
-	o := Options{}
-	if opts != nil {
-		o = *opts
-	}
-	if err := Check(mountpoint); err != nil {
+	o, err := prepare(mountpoint, opts)
+	if err != nil {
 		return nil, err
 	}
 	w := &winFS{f: newFile(src, &o), ready: make(chan struct{})}

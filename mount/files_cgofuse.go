@@ -193,14 +193,8 @@ func (w *treeFS) Statfs(path string, st *fuse.Statfs_t) int {
 // and returns once the file system is up. Files must implement
 // io.ReaderAt; irregular entries are shown as plain files.
 func MountFiles(mountpoint string, fsys iofs.FS, opts *Options) (*Mounted, error) {
-	o := Options{}
-	if opts != nil {
-		o = *opts
-	}
-	if o.Logger == nil {
-		o.Logger = log.Default()
-	}
-	if err := Check(mountpoint); err != nil {
+	o, err := prepare(mountpoint, opts)
+	if err != nil {
 		return nil, err
 	}
 	w := &treeFS{fsys: fsys, logger: o.Logger, ready: make(chan struct{}), handles: map[uint64]treeOpen{}}

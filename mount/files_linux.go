@@ -208,14 +208,8 @@ func (h *treeHandle) Release(ctx context.Context) syscall.Errno {
 // plain files with their own data, never followed. ModTime gives all three
 // times.
 func MountFiles(mountpoint string, fsys iofs.FS, opts *Options) (*Mounted, error) {
-	o := Options{}
-	if opts != nil {
-		o = *opts
-	}
-	if o.Logger == nil {
-		o.Logger = log.Default()
-	}
-	if err := Check(mountpoint); err != nil {
+	o, err := prepare(mountpoint, opts)
+	if err != nil {
 		return nil, err
 	}
 	info, err := iofs.Stat(fsys, ".")

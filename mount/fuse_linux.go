@@ -114,11 +114,8 @@ func (s *linuxServer) unmount() error { return s.srv.Unmount() }
 // has the mount: reads from other processes work at once. The mountpoint
 // must be an empty directory that is not itself a mount.
 func Mount(mountpoint string, src Source, opts *Options) (*Mounted, error) {
-	o := Options{}
-	if opts != nil {
-		o = *opts
-	}
-	if err := Check(mountpoint); err != nil {
+	o, err := prepare(mountpoint, opts)
+	if err != nil {
 		return nil, err
 	}
 	f := newFile(src, &o)
