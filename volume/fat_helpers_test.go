@@ -242,14 +242,3 @@ func fatMdirPaths(t testing.TB, img string) map[string]bool {
 	}
 	return paths
 }
-
-// fatBitCount counts set bits in a bitmap.
-func fatBitCount(b []byte) int64 {
-	var n int64
-	for _, c := range b {
-		for ; c != 0; c &= c - 1 {
-			n++
-		}
-	}
-	return n
-}

@@ -130,7 +130,7 @@ func fatCheckVolumeOpt(t *testing.T, img string, want Type, opts fatCheckOpts) (
 	if r := in.ClusterCount % 8; r != 0 && bm[len(bm)-1]>>r != 0 {
 		t.Errorf("bitmap bits past the cluster count are set: %08b", bm[len(bm)-1])
 	}
-	used := fatBitCount(bm)
+	used := int64(popcount(bm))
 	if used != fk.used {
 		t.Errorf("bitmap has %d used clusters, fsck.fat says %d", used, fk.used)
 	}
@@ -169,7 +169,7 @@ func fatCheckVolumeOpt(t *testing.T, img string, want Type, opts fatCheckOpts) (
 		}
 	}
 	if !bytes.Equal(cover, bm) {
-		t.Errorf("clusters of the walked files (%d) differ from the bitmap (%d)", fatBitCount(cover), used)
+		t.Errorf("clusters of the walked files (%d) differ from the bitmap (%d)", popcount(cover), used)
 	}
 
 	// Paths against fsck.fat's list (it reads every volume, 2048-byte
