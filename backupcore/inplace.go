@@ -56,6 +56,8 @@ type inPlace struct {
 	ext       []volume.Extent
 	fp        [32]byte // metadata fingerprint right after the file was made
 	warn      func(string, ...any)
+	zeroPad   bool   // the clusters hold old bytes (Windows SetFileValidData): commit zeros the padding
+	winPath   string // Windows: the file's path through the file system
 
 	buf  []byte
 	off  int64 // image bytes accepted so far
@@ -73,7 +75,8 @@ func clustersFor(n int64, cs int64) int64 { return (n + cs - 1) / cs }
 // and the footer.
 func maxImageLen(hdrLen, bitmapLen, logical int64, chunkSize uint32) int64 {
 	chunks := (logical + int64(chunkSize) - 1) / int64(chunkSize)
-	return hdrLen + bitmapLen + 4 + logical + chunks*64 + 12 + chunks*56 + image.FooterLen
+	blockSums := logical/image.BlockSize*4 + chunks*4 // raw chunks' block checksums
+	return hdrLen + bitmapLen + 4 + logical + blockSums + chunks*64 + 12 + chunks*56 + image.FooterLen
 }
 
 // metaSlack is the allowance in clusters for metadata the file system
@@ -252,6 +255,14 @@ func (ip *inPlace) commit() error {
 	}
 	if err := ip.flush(); err != nil {
 		return err
+	}
+	if ip.zeroPad {
+		z := make([]byte, 1<<20)
+		for off := ip.off; off < ip.size-image.FooterLen; off += int64(len(z)) {
+			if err := ip.writeAt(z[:min(int64(len(z)), ip.size-image.FooterLen-off)], off); err != nil {
+				return err
+			}
+		}
 	}
 	if ip.off < ip.size {
 		if len(ip.tail) != image.FooterLen {

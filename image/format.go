@@ -40,7 +40,30 @@ const (
 
 	// DefaultChunkSize is the logical bytes per chunk.
 	DefaultChunkSize = 1 << 20
+
+	// BlockSize is the unit of the block checksums of raw chunks: a read
+	// of a few KiB checks only the blocks it touches.
+	BlockSize = 4096
 )
+
+// Required-feature flags (header bytes 14-15): a reader that does not know
+// one of them must refuse the image.
+const (
+	// RequireBlockCRC: raw chunks may carry block checksums (FrameBlockCRC).
+	RequireBlockCRC = 1 << 0
+	knownRequired   = RequireBlockCRC
+)
+
+// Frame flags (frame header byte 17, table entry byte 17).
+const (
+	// FrameBlockCRC: the chunk is stored raw and its logical bytes are
+	// followed by one CRC32C per BlockSize block, little-endian.
+	FrameBlockCRC = 1 << 0
+	knownFrame    = FrameBlockCRC
+)
+
+// blockCount is the number of block checksums of a chunk of n logical bytes.
+func blockCount(n uint32) int { return int((int64(n) + BlockSize - 1) / BlockSize) }
 
 // Codec says how a chunk's bytes are stored.
 type Codec uint8
@@ -366,8 +389,8 @@ func DecodeHeader(p []byte) (*Header, error) {
 	if r.bad {
 		return nil, bad(0, "fixed fields truncated")
 	}
-	if h.RequiredFlags != 0 {
-		return nil, &FormatError{Region: "header", Offset: 14, Msg: fmt.Sprintf("required-feature flags %#04x not understood by this cbimg", h.RequiredFlags), Err: ErrVersion}
+	if h.RequiredFlags&^knownRequired != 0 {
+		return nil, &FormatError{Region: "header", Offset: 14, Msg: fmt.Sprintf("required-feature flags %#04x not understood by this cbimg", h.RequiredFlags&^knownRequired), Err: ErrVersion}
 	}
 	sawExtents := false
 	for len(r.b) > 0 && !r.bad {
@@ -450,6 +473,8 @@ func (h *Header) check() error {
 	switch {
 	case h.Flags&^knownFlags != 0:
 		return bad("unknown state flags %#02x", h.Flags)
+	case h.RequiredFlags&^knownRequired != 0:
+		return &FormatError{Region: "header", Offset: 14, Msg: fmt.Sprintf("required-feature flags %#04x not understood by this cbimg", h.RequiredFlags&^knownRequired), Err: ErrVersion}
 	case h.Codec != CodecNone && h.Codec != CodecZstd:
 		return &FormatError{Region: "header", Offset: 17, Msg: fmt.Sprintf("unknown compression %d", h.Codec), Err: ErrVersion}
 	case !pow2(h.SectorSize) || h.SectorSize < 256 || h.SectorSize > 65536:
@@ -505,6 +530,7 @@ type frame struct {
 	LogicalLen uint32
 	StoredLen  uint32
 	Codec      Codec
+	Flags      uint8 // FrameBlockCRC
 	StoredCRC  uint32
 	Sum        [32]byte // BLAKE3-256 of the logical bytes
 }
@@ -516,7 +542,7 @@ func (f *frame) encodeHeader() []byte {
 	b.u32(f.LogicalLen)
 	b.u32(f.StoredLen)
 	b.u8(uint8(f.Codec))
-	b.u8(0)
+	b.u8(f.Flags)
 	b.u16(0)
 	b.u32(f.StoredCRC)
 	b.bytes(f.Sum[:])
@@ -539,7 +565,8 @@ func decodeFrameHeader(p []byte, off int64) (frame, error) {
 	f.LogicalLen = r.u32()
 	f.StoredLen = r.u32()
 	f.Codec = Codec(r.u8())
-	r.take(3)
+	f.Flags = r.u8()
+	r.take(2)
 	f.StoredCRC = r.u32()
 	copy(f.Sum[:], r.take(32))
 	return f, nil
@@ -550,7 +577,7 @@ func (f *frame) appendEntry(b *writeBuf) {
 	b.u32(f.StoredLen)
 	b.u32(f.LogicalLen)
 	b.u8(uint8(f.Codec))
-	b.u8(0)
+	b.u8(f.Flags)
 	b.u16(0)
 	b.u32(f.StoredCRC)
 	b.bytes(f.Sum[:])
@@ -561,9 +588,24 @@ func (f *frame) readEntry(r *readBuf) {
 	f.StoredLen = r.u32()
 	f.LogicalLen = r.u32()
 	f.Codec = Codec(r.u8())
-	r.take(3)
+	f.Flags = r.u8()
+	r.take(2)
 	f.StoredCRC = r.u32()
 	copy(f.Sum[:], r.take(32))
+}
+
+// storedLenOK reports whether a frame's stored length fits its codec and
+// flags: raw chunks store their logical bytes (and block checksums).
+func (f *frame) storedLenOK() bool {
+	switch {
+	case f.Flags&^knownFrame != 0:
+		return false
+	case f.Flags&FrameBlockCRC != 0:
+		return f.Codec == CodecNone && int64(f.StoredLen) == int64(f.LogicalLen)+4*int64(blockCount(f.LogicalLen))
+	case f.Codec == CodecNone:
+		return f.StoredLen == f.LogicalLen
+	}
+	return f.Codec == CodecZstd
 }
 
 // Footer is the fixed-size record at the end of an image.

@@ -27,6 +27,7 @@ type Reader struct {
 	trailer []byte
 	last    atomic.Int64  // last chunk read, to spot sequential reading
 	ahead   chan struct{} // bounds background prefetches
+	recent  recentChunks  // raw chunks read in small pieces lately
 }
 
 // Options tune a Reader.
@@ -207,8 +208,8 @@ func (r *Reader) loadTable(dataStart int64) error {
 			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d at %d, expected %d", i, fr.Offset, next), Err: ErrFormat}
 		case int64(fr.LogicalLen) != wantLen:
 			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d holds %d logical bytes, expected %d", i, fr.LogicalLen, wantLen), Err: ErrFormat}
-		case fr.Codec != CodecNone && fr.Codec != CodecZstd, fr.Codec == CodecNone && fr.StoredLen != fr.LogicalLen:
-			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d: codec %d with %d stored bytes", i, fr.Codec, fr.StoredLen), Err: ErrFormat}
+		case !fr.storedLenOK(), fr.Flags&FrameBlockCRC != 0 && h.RequiredFlags&RequireBlockCRC == 0:
+			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d: codec %d, flags %#02x with %d stored bytes", i, fr.Codec, fr.Flags, fr.StoredLen), Err: ErrFormat}
 		case fr.StoredLen > maxChunkSize+maxChunkSize/8:
 			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d: %d stored bytes", i, fr.StoredLen), Err: ErrFormat}
 		}
@@ -268,18 +269,139 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	return done, nil
 }
 
-// readStream copies logical-stream bytes starting at so into dst.
+// readStream copies logical-stream bytes starting at so into dst. Raw
+// chunks with block checksums are read straight into dst, checking only the
+// blocks touched; other chunks are decoded whole, through the cache.
 func (r *Reader) readStream(dst []byte, so int64) error {
 	cs := int64(r.Header.ChunkSize)
 	for len(dst) > 0 {
 		ci := so / cs
-		data, err := r.chunk(int(ci))
-		if err != nil {
-			return err
+		within := so - ci*cs
+		if ci >= int64(len(r.frames)) || within >= int64(r.frames[ci].LogicalLen) {
+			return &FormatError{Region: "chunk", Offset: -1, Msg: fmt.Sprintf("logical offset %d outside the stored chunks", so), Err: ErrFormat}
 		}
-		n := copy(dst, data[so-ci*cs:])
+		var n int
+		fr := &r.frames[ci]
+		if fr.Flags&FrameBlockCRC != 0 && r.direct(int(ci), len(dst)) {
+			n = int(min(int64(len(dst)), int64(fr.LogicalLen)-within))
+			if err := r.readBlocks(dst[:n], fr, within); err != nil {
+				return err
+			}
+		} else {
+			data, err := r.chunk(int(ci))
+			switch {
+			case err == nil:
+				n = copy(dst, data[within:])
+			case fr.Flags&FrameBlockCRC != 0:
+				// Damage fails only the blocks it is in.
+				n = int(min(int64(len(dst)), int64(fr.LogicalLen)-within))
+				if err := r.readBlocks(dst[:n], fr, within); err != nil {
+					return err
+				}
+			default:
+				return err
+			}
+		}
 		dst = dst[n:]
 		so += int64(n)
+	}
+	return nil
+}
+
+// directMin is the read size from which raw chunks are always read
+// directly: such reads gain nothing from a cache.
+const directMin = 64 << 10
+
+// direct decides how a read of n bytes from raw chunk i is served: directly
+// (a random reader pays only for the blocks it wants) unless the chunk is
+// cached already or was read in small pieces just before — then a reader
+// walking through it in small steps (file-system metadata, small files)
+// gets the whole chunk once, through the cache.
+func (r *Reader) direct(i, n int) bool {
+	if n >= directMin {
+		return !r.cache.has(i)
+	}
+	return !r.cache.has(i) && !r.recent.touch(i)
+}
+
+// recentChunks remembers the last few chunks read in small pieces.
+type recentChunks struct {
+	mu   sync.Mutex
+	ring [8]int
+	next int
+	n    int
+}
+
+// touch records chunk i and reports whether it was there already.
+func (c *recentChunks) touch(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := 0; k < c.n; k++ {
+		if c.ring[k] == i {
+			return true
+		}
+	}
+	c.ring[c.next] = i
+	c.next = (c.next + 1) % len(c.ring)
+	c.n = min(c.n+1, len(c.ring))
+	return false
+}
+
+// readBlocks fills dst with the logical bytes at within.. of a raw chunk
+// with block checksums: whole blocks are read into dst directly, a partial
+// first or last block through a block-sized buffer.
+func (r *Reader) readBlocks(dst []byte, fr *frame, within int64) error {
+	const bs = BlockSize
+	L := int64(fr.LogicalLen)
+	end := within + int64(len(dst))
+	b0 := within / bs
+	sums := make([]byte, 4*((end+bs-1)/bs-b0))
+	data := fr.Offset + frameHeaderLen
+	if err := r.readAt(sums, data+L+4*b0, "chunk"); err != nil {
+		return err
+	}
+	for pos := within; pos < end; {
+		b := pos / bs
+		start := b * bs
+		blockEnd := min(start+bs, L)
+		sb := sums[4*(b-b0):]
+		if pos == start && blockEnd <= end {
+			run := start + (end-start)/bs*bs
+			if end == L {
+				run = L // the short last block is whole too
+			}
+			seg := dst[pos-within : run-within]
+			if err := r.readAt(seg, data+pos, "chunk"); err != nil {
+				return err
+			}
+			if err := checkBlocks(seg, sb, b, fr); err != nil {
+				return err
+			}
+			pos = run
+			continue
+		}
+		blk := make([]byte, blockEnd-start)
+		if err := r.readAt(blk, data+start, "chunk"); err != nil {
+			return err
+		}
+		if err := checkBlocks(blk, sb, b, fr); err != nil {
+			return err
+		}
+		pos += int64(copy(dst[pos-within:], blk[pos-start:min(blockEnd, end)-start]))
+	}
+	return nil
+}
+
+// checkBlocks checks data, which starts at block first of chunk fr, against
+// the block checksums in sums (first's at sums[0]).
+func checkBlocks(data, sums []byte, first int64, fr *frame) error {
+	for i := 0; i*BlockSize < len(data); i++ {
+		blk := data[i*BlockSize : min((i+1)*BlockSize, len(data))]
+		if got, want := crc(blk), le32(sums[4*i:]); got != want {
+			b := first + int64(i)
+			return &FormatError{Region: "chunk", Offset: fr.Offset + frameHeaderLen + b*BlockSize,
+				Msg: fmt.Sprintf("chunk %d block %d: CRC32C %08x, stored %08x", fr.Index, b, got, want), Err: ErrChecksum}
+		}
 	}
 	return nil
 }
@@ -338,7 +460,7 @@ func decodeChunk(buf []byte, want *frame, full bool) ([]byte, error) {
 	bad := func(off int64, err error, format string, a ...any) error {
 		return &FormatError{Region: "chunk", Offset: off, Msg: fmt.Sprintf("chunk %d: ", want.Index) + fmt.Sprintf(format, a...), Err: err}
 	}
-	if got.Index != want.Index || got.LogicalLen != want.LogicalLen || got.StoredLen != want.StoredLen || got.Codec != want.Codec || got.StoredCRC != want.StoredCRC || got.Sum != want.Sum {
+	if got.Index != want.Index || got.LogicalLen != want.LogicalLen || got.StoredLen != want.StoredLen || got.Codec != want.Codec || got.Flags != want.Flags || got.StoredCRC != want.StoredCRC || got.Sum != want.Sum {
 		return nil, bad(want.Offset, ErrFormat, "frame header disagrees with the chunk table")
 	}
 	stored := buf[frameHeaderLen:]
@@ -346,6 +468,14 @@ func decodeChunk(buf []byte, want *frame, full bool) ([]byte, error) {
 		return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "data CRC32C %08x, stored %08x", c, want.StoredCRC)
 	}
 	data := stored
+	if want.Flags&FrameBlockCRC != 0 {
+		if !want.storedLenOK() {
+			return nil, bad(want.Offset, ErrFormat, "%d stored bytes for %d logical bytes with block checksums", want.StoredLen, want.LogicalLen)
+		}
+		// The stored CRC covers the block checksums; Verify checks them
+		// against the data as well.
+		data = stored[:want.LogicalLen]
+	}
 	if want.Codec == CodecZstd {
 		data, err = decoder.DecodeAll(stored, make([]byte, 0, want.LogicalLen))
 		if err != nil {
@@ -473,7 +603,7 @@ func (r *Reader) checkFrame(i int, buf []byte) error {
 	if err != nil {
 		return err
 	}
-	if got.Index != fr.Index || got.StoredLen != fr.StoredLen || got.StoredCRC != fr.StoredCRC || got.Sum != fr.Sum {
+	if got.Index != fr.Index || got.StoredLen != fr.StoredLen || got.Flags != fr.Flags || got.StoredCRC != fr.StoredCRC || got.Sum != fr.Sum {
 		return &FormatError{Region: "chunk", Offset: fr.Offset, Msg: fmt.Sprintf("chunk %d: frame header disagrees with the chunk table", i), Err: ErrFormat}
 	}
 	if c := crc(buf[frameHeaderLen:]); c != fr.StoredCRC {

@@ -197,7 +197,7 @@ func (s *StreamReader) finish() error {
 		var e frame
 		e.readEntry(&rb)
 		f := s.frames[i]
-		if e.StoredLen != f.StoredLen || e.LogicalLen != f.LogicalLen || e.Codec != f.Codec || e.StoredCRC != f.StoredCRC || e.Sum != f.Sum {
+		if e.StoredLen != f.StoredLen || e.LogicalLen != f.LogicalLen || e.Codec != f.Codec || e.Flags != f.Flags || e.StoredCRC != f.StoredCRC || e.Sum != f.Sum {
 			return &FormatError{Region: "table", Offset: tableOff + 8 + int64(i)*tableEntryLen, Msg: fmt.Sprintf("entry %d disagrees with chunk frame", i), Err: ErrFormat}
 		}
 	}

@@ -23,9 +23,17 @@ func (v *VerifyReport) OK() bool { return len(v.Problems) == 0 }
 // by Open. progress, when set, is called with logical bytes checked.
 func (r *Reader) Verify(ctx context.Context, progress func(done int64)) (*VerifyReport, error) {
 	rep := &VerifyReport{Chunks: len(r.frames)}
-	errs, err := r.eachChunk(ctx, func(i int, _ []byte) (int64, error) {
-		_, err := r.loadChunk(&r.frames[i], true)
-		return int64(r.frames[i].LogicalLen), err
+	errs, err := r.eachChunk(ctx, func(i int, buf []byte) (int64, error) {
+		fr := &r.frames[i]
+		buf = buf[:frameHeaderLen+int(fr.StoredLen)]
+		if err := r.readAt(buf, fr.Offset, "chunk"); err != nil {
+			return 0, err
+		}
+		data, err := decodeChunk(buf, fr, true)
+		if err == nil && fr.Flags&FrameBlockCRC != 0 {
+			err = checkBlocks(data, buf[frameHeaderLen+len(data):], 0, fr)
+		}
+		return int64(fr.LogicalLen), err
 	}, progress)
 	if err != nil {
 		return nil, err
@@ -73,6 +81,10 @@ func (v *VerifyReport) Error() error {
 // totals of what check returns. It stops early when ctx is done.
 func (r *Reader) eachChunk(ctx context.Context, check func(i int, buf []byte) (int64, error), progress func(int64)) ([]error, error) {
 	errs := make([]error, len(r.frames))
+	var most uint32
+	for i := range r.frames {
+		most = max(most, r.frames[i].StoredLen)
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -81,7 +93,7 @@ func (r *Reader) eachChunk(ctx context.Context, check func(i int, buf []byte) (i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 0, frameHeaderLen+maxChunkSize)
+			buf := make([]byte, 0, frameHeaderLen+int(most))
 			for i := range next {
 				var n int64
 				n, errs[i] = check(i, buf)

@@ -2,9 +2,11 @@ package image
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
@@ -49,6 +51,7 @@ type job struct {
 	index  uint32
 	data   []byte // logical bytes
 	stored []byte // bytes to write (data itself when raw)
+	blocks []byte // block checksums following a raw chunk's bytes
 	f      frame
 	ready  chan struct{}
 	err    error
@@ -64,6 +67,7 @@ func NewWriter(w io.Writer, h *Header, bitmap []byte, opts WriterOptions) (*Writ
 	if int64(len(bitmap)) != h.BitmapLen {
 		return nil, fmt.Errorf("image: bitmap is %d bytes, header says %d", len(bitmap), h.BitmapLen)
 	}
+	h.RequiredFlags |= RequireBlockCRC
 	hdr, err := h.Encode()
 	if err != nil {
 		return nil, err
@@ -215,8 +219,17 @@ func (w *Writer) encode(j *job) error {
 			j.f.Codec = CodecZstd
 		}
 	}
-	j.f.StoredLen = uint32(len(j.stored))
 	j.f.StoredCRC = crc(j.stored)
+	j.blocks = j.blocks[:0]
+	if j.f.Codec == CodecNone {
+		// Block checksums let a reader check a few KiB without the rest.
+		j.f.Flags = FrameBlockCRC
+		for k := 0; k < len(j.data); k += BlockSize {
+			j.blocks = binary.LittleEndian.AppendUint32(j.blocks, crc(j.data[k:min(k+BlockSize, len(j.data))]))
+		}
+		j.f.StoredCRC = crc32.Update(j.f.StoredCRC, crcTable, j.blocks)
+	}
+	j.f.StoredLen = uint32(len(j.stored) + len(j.blocks))
 	return nil
 }
 
@@ -229,6 +242,9 @@ func (w *Writer) writeLoop() {
 			j.f.Offset = w.out.n
 			if _, err = w.out.Write(j.f.encodeHeader()); err == nil {
 				_, err = w.out.Write(j.stored)
+			}
+			if err == nil && len(j.blocks) > 0 {
+				_, err = w.out.Write(j.blocks)
 			}
 		}
 		if err != nil {

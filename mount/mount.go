@@ -15,6 +15,11 @@
 // in 1 MiB chunks: 264 MiB, about 4 times the bitmap, when the volume is
 // full. The decompressed-chunk LRU adds its byte cap (image.Options).
 //
+// A read of a raw chunk (uncompressed images, and the incompressible chunks
+// of compressed ones) fetches and checks only the 4 KiB blocks it covers,
+// straight into the reply: random reads cost about what FUSE itself costs.
+// A compressed chunk is decoded whole, once, into the LRU.
+//
 // A damaged chunk fails only the reads that touch it: they get EIO, the
 // image offset is logged once, and the mount stays up.
 package mount

@@ -364,8 +364,19 @@ func TestCorruptChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Which partition pages hold bytes of chunk k's logical range.
+	// Which partition pages hold the damaged bytes: chunk k's logical range,
+	// or only the damaged block's when the chunk is raw with block
+	// checksums (frame flags, byte 17).
 	lo, hi := int64(k)*int64(h.ChunkSize), min(int64(k+1)*int64(h.ChunkSize), h.LogicalLen)
+	if data[off+17]&image.FrameBlockCRC != 0 {
+		logical := int64(binary.LittleEndian.Uint32(data[off+8:]))
+		at := stored / 2
+		if at >= logical {
+			at = (at - logical) / 4 * image.BlockSize
+		}
+		lo += at / image.BlockSize * image.BlockSize
+		hi = min(lo+image.BlockSize, hi)
+	}
 	streamOf := streamMap(h, bitmap)
 	const page = 4096
 	wantBad := map[int64]bool{}
@@ -400,7 +411,7 @@ func TestCorruptChunk(t *testing.T) {
 		}
 	}
 	if len(gotBad) != len(wantBad) {
-		t.Fatalf("%d pages gave EIO, want %d (chunk %d's); first bad: %v", len(gotBad), len(wantBad), k, gotBad[:min(5, len(gotBad))])
+		t.Fatalf("%d pages gave EIO, want %d (of chunk %d); first bad: %v", len(gotBad), len(wantBad), k, gotBad[:min(5, len(gotBad))])
 	}
 	for _, p := range gotBad {
 		if !wantBad[p] {
