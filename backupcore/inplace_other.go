@@ -1,12 +1,10 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package backupcore
 
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"runtime"
 
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/internal/sysdev"
@@ -14,15 +12,11 @@ import (
 )
 
 // prepareInPlace: storing an image inside its own source partition needs
-// Linux (a FUSE driver or mtools creates the file).
+// Linux (a FUSE driver or mtools creates the file) or Windows (the volume
+// is locked while the image goes into its file).
 func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []sysdev.Mount, warn func(string, ...any)) (*inPlace, error) {
 	if _, _, ok := locate.Split(opts.Image); ok {
-		return nil, fmt.Errorf("%w: writing an image inside the partition it backs up needs Linux", ErrInPlaceUnsafe)
-	}
-	if runtime.GOOS == "windows" && opts.Image != "-" && opts.Image != "" {
-		if abs, err := filepath.Abs(opts.Image); err == nil && winSameVolume(opts.Source, abs) {
-			return nil, fmt.Errorf("%w: %s lies on the volume being backed up; write the image to another volume (an image inside its own volume needs the Linux build)", ErrInPlaceUnsafe, opts.Image)
-		}
+		return nil, fmt.Errorf("%w: writing an image inside the partition it backs up needs Linux or Windows", ErrInPlaceUnsafe)
 	}
 	return nil, nil
 }

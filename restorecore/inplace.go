@@ -29,22 +29,25 @@ import (
 var ErrInPlaceUnsafe = errors.New("restorecore: in-place restore refused")
 
 // openImage opens the image by name: a path, or PARTITION:PATH, for which
-// it also returns the file.
-func openImage(name string) (*image.Reader, *locate.File, error) {
+// it also returns the file. On Windows a path on the target volume is
+// read through the target, opened and locked here and returned as tgt
+// (inplace_windows.go).
+func openImage(name, target string) (r *image.Reader, f *locate.File, tgt *disk.Section, err error) {
+	if r, f, tgt, err := openOnTarget(name, target); tgt != nil || err != nil {
+		return r, f, tgt, err
+	}
 	if _, _, ok := locate.Split(name); !ok {
 		r, err := image.Open(name, nil)
-		return r, nil, err
+		return r, nil, nil, err
 	}
-	f, err := locate.Open(name)
-	if err != nil {
-		return nil, nil, err
+	if f, err = locate.Open(name); err != nil {
+		return nil, nil, nil, err
 	}
-	r, err := image.NewReaderCloser(f, f.Size, f, nil)
-	if err != nil {
+	if r, err = image.NewReaderCloser(f, f.Size, f, nil); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return r, f, nil
+	return r, f, nil, nil
 }
 
 // inPlace holds the byte ranges of the target the restore must not write.

@@ -6,7 +6,6 @@
 package restorecore
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -103,10 +102,11 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			opts.Progress(p)
 		}
 	}
-	var sr *image.StreamReader
+	var src source
 	var imgFile string
 	var jr *journal
 	var inPart *locate.File // the image's file when it is named PARTITION:PATH
+	var held *disk.Section  // Windows: the target, locked to read the image inside it
 	if opts.Image == "-" || opts.Image == "" {
 		if opts.Resume {
 			return nil, fmt.Errorf("%w: resuming needs an image file, not a stream", ErrJournal)
@@ -114,23 +114,28 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 		if opts.Input == nil {
 			return nil, errors.New("restorecore: no image path and no input stream")
 		}
-		var err error
-		if sr, err = image.NewStreamReader(opts.Input); err != nil {
-			return nil, err
-		}
-	} else {
-		r, f, err := openImage(opts.Image) // a path, or PARTITION:PATH (inplace.go)
-		inPart = f
+		sr, err := image.NewStreamReader(opts.Input)
 		if err != nil {
 			return nil, err
 		}
+		src = newStreamSource(sr)
+	} else {
+		r, f, t, err := openImage(opts.Image, opts.Target) // a path, or PARTITION:PATH (inplace.go)
+		inPart, held = f, t
+		if err != nil {
+			return nil, err
+		}
+		if held != nil {
+			defer held.Close()
+		}
 		defer r.Close()
 		// Everything that can be checked cheaply is checked before the
-		// target is touched: metadata in Open, every chunk's CRC here.
+		// target is touched: metadata in Open, every chunk's CRC here, the
+		// image digest in newChunkSource.
 		if err := r.CheckStored(ctx, func(d int64) { report(Progress{Phase: "check", Done: d, Total: r.ImageSize()}) }); err != nil {
 			return nil, err
 		}
-		if sr, err = r.Stream(); err != nil {
+		if src, err = newChunkSource(ctx, r); err != nil {
 			return nil, err
 		}
 		imgFile = opts.Image
@@ -146,15 +151,18 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	defer sr.Close()
-	h := sr.Header
+	defer src.close()
+	h, bitmap := src.meta()
 
 	res0 := &Result{}
-	tgt, err := disk.OpenPartition(opts.Target, true)
-	if err != nil {
-		return nil, fmt.Errorf("open target: %w", err)
+	tgt := held
+	if tgt == nil {
+		var err error
+		if tgt, err = disk.OpenPartition(opts.Target, true); err != nil {
+			return nil, fmt.Errorf("open target: %w", err)
+		}
+		defer tgt.Close()
 	}
-	defer tgt.Close()
 	for _, dev := range tgt.Devices {
 		if mounts, err := sysdev.MountsOf(dev); err == nil && len(mounts) > 0 {
 			return nil, fmt.Errorf("%w: %s at %s (%s): unmount it first", ErrTargetMounted, dev, mounts[0].Point, mounts[0].FSType)
@@ -173,7 +181,7 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	// The image inside the target itself: its clusters must stay untouched.
-	ip, err := checkInPlace(inPart, tgt, h, sr.Bitmap)
+	ip, err := checkInPlace(inPart, tgt, h, bitmap)
 	if err != nil {
 		return nil, err
 	}
@@ -190,8 +198,7 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	in := bufio.NewReaderSize(sr, 4<<20)
-	guards, err := bootGuards(h, in)
+	guards, err := bootGuards(h, src)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +211,9 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			res0.HiddenSectors = hs
 		}
 	}
+	// A new (empty) file reads as zeros wherever nothing is written:
+	// zeroing excluded or free clusters there would only allocate blocks.
+	fresh := tgt.Regular && tgt.Size() == 0
 	// Invalidate the boot records before any data goes out.
 	for _, g := range guards {
 		if _, err := tgt.WriteAt(make([]byte, g.Length), g.Offset); err != nil {
@@ -235,24 +245,28 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			jr = nil
 		}
 	}
-	buf := make([]byte, 4<<20)
+	wb := newWriteback(tgt)
 	put := func(off, n int64) error {
 		for n > 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			k := min(n, int64(len(buf)))
-			if _, err := io.ReadFull(in, buf[:k]); err != nil {
+			buf, err := src.next(n)
+			if err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
 				}
 				return err
 			}
+			k := int64(len(buf))
 			// Bytes a previous run already wrote are only read (they are
 			// still checked, and boot-record bytes among them are held).
 			done := min(max(skip-res.Written, 0), k)
 			w.hold(buf[:done], off)
 			if err := w.writeAt(buf[done:k], off+done); err != nil {
+				return err
+			}
+			if err := wb.wrote(off+done, k-done); err != nil {
 				return err
 			}
 			off += k
@@ -279,7 +293,7 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	}
 	cs := int64(h.ClusterSize)
 	for c := uint64(0); ; {
-		s, e, ok := image.NextRun(sr.Bitmap, h.ClusterCount, c)
+		s, e, ok := image.NextRun(bitmap, h.ClusterCount, c)
 		if !ok {
 			break
 		}
@@ -288,14 +302,18 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 		}
 		c = e
 	}
-	// The stream checks the table, footer and digest before it says EOF.
-	if _, err := in.ReadByte(); err != io.EOF {
+	// The source says EOF only when table, footer and digest are checked.
+	if _, err := src.next(1); err != io.EOF {
 		if err == nil {
 			err = errors.New("image holds more data than its header announces")
 		}
 		return fail(err)
 	}
 	zero := func(off, n int64) error {
+		if fresh {
+			res.Zeroed += n
+			return nil
+		}
 		z, err := ip.zero(w, off, n) // around an in-place image's own clusters
 		res.Zeroed += z
 		return err
@@ -309,7 +327,7 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if opts.ZeroFree {
 		for c := uint64(0); ; {
-			s, e, ok := image.NextClear(sr.Bitmap, h.ClusterCount, c)
+			s, e, ok := image.NextClear(bitmap, h.ClusterCount, c)
 			if !ok {
 				break
 			}
@@ -343,7 +361,7 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 // the backup boot sector (NTFS: last sector of the volume; FAT32: the
 // sector the BPB names). For FAT32 it peeks at the boot sector, which is the
 // start of the first system extent.
-func bootGuards(h *image.Header, in *bufio.Reader) ([]image.Extent, error) {
+func bootGuards(h *image.Header, in source) ([]image.Extent, error) {
 	ss := int64(h.SectorSize)
 	g := []image.Extent{{Offset: 0, Length: ss}}
 	switch volume.Type(h.FSType) {
@@ -353,7 +371,7 @@ func bootGuards(h *image.Header, in *bufio.Reader) ([]image.Extent, error) {
 		}
 	case volume.FAT32:
 		if len(h.SysExtents) > 0 && h.SysExtents[0].Offset == 0 && h.SysExtents[0].Length >= 512 {
-			b, err := in.Peek(512)
+			b, err := in.peek(512)
 			if err != nil {
 				return nil, err
 			}

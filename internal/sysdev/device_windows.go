@@ -55,6 +55,7 @@ type Device struct {
 	Regular    bool // a regular file, which may grow and have holes
 	io         *SectorIO
 	held       []windows.Handle // volumes locked for a disk
+	locked     bool             // a volume locked through its own handle
 }
 
 // OpenDevice opens a file, a volume (C:, \\.\C:, \\?\Volume{...}) or a
@@ -96,7 +97,9 @@ func OpenDevice(path string, flag int) (*Device, error) {
 	if ss == 0 {
 		sio.Sector = unknownSector
 	}
-	return &Device{File: f, Path: wp, Size: size, SectorSize: ss, io: sio}, nil
+	d := &Device{File: f, Path: wp, Size: size, SectorSize: ss, io: sio}
+	devices.Store(f, d)
+	return d, nil
 }
 
 func openFile(wp WinPath, flag int) (*Device, error) {
@@ -151,6 +154,8 @@ func (d *Device) Close() error {
 		windows.CloseHandle(h)
 	}
 	d.held = nil
+	d.locked = false
+	devices.Delete(d.File)
 	return d.File.Close()
 }
 
@@ -163,7 +168,17 @@ func (d *Device) Close() error {
 func (d *Device) Lock(start, length int64) error {
 	switch d.Path.Kind {
 	case WinVolume:
-		return lockVolume(windows.Handle(d.File.Fd()), d.Path.Open)
+		if d.locked {
+			return nil // locked already, e.g. for reading an image inside it
+		}
+		err := lockVolume(windows.Handle(d.File.Fd()), d.Path.Open)
+		if err != nil && errors.Is(err, ErrInUse) && leaveVolume(d.Path.Open) {
+			err = lockVolume(windows.Handle(d.File.Fd()), d.Path.Open) // cbimg's own current directory was on it
+		}
+		if err != nil {
+			return err
+		}
+		d.locked = true
 	case WinDisk:
 		vols, err := volumesOn(d.Path.Disk, start, length)
 		if err != nil {

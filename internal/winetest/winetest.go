@@ -165,3 +165,19 @@ func (e *Env) MapDevice(t testing.TB, name, file string) {
 	}
 	t.Cleanup(func() { os.Remove(p) })
 }
+
+// MapDrive makes drive letter X: (e.g. "M:") show directory dir to
+// Windows programs, as a mounted file system; MapDevice gives the same
+// letter its raw device.
+func (e *Env) MapDrive(t testing.TB, drive, dir string) {
+	t.Helper()
+	if len(drive) != 2 || drive[1] != ':' {
+		t.Fatalf("winetest: %q is not a drive letter", drive)
+	}
+	p := filepath.Join(e.Prefix, "dosdevices", strings.ToLower(drive))
+	os.Remove(p)
+	if err := os.Symlink(dir, p); err != nil {
+		t.Fatalf("winetest: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(p) })
+}
