@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -350,6 +351,38 @@ func mountForm(m *Model, a *action) *form {
 		}
 		m.plan = &plan{act: a, mountpoint: pt}
 		m.pending = m.start(mountJob(m, a.img, pt))
+		return nil
+	}
+	return f
+}
+
+// addForm names one more disk, partition or volume file to scan: on
+// Windows nothing is listed by itself, and a disk image may be anywhere.
+func addForm(m *Model) *form {
+	name := &field{label: "Disk or file"}
+	name.note = func() string {
+		if runtime.GOOS == "windows" {
+			return `e.g. \\.\PhysicalDrive1 (diskpart's "list disk" numbers), a drive such as E:, DISK@2 for a disk's second partition, or a disk or volume image file`
+		}
+		return "e.g. /dev/sdb, /dev/sdb2, DISK@2 for a disk's second partition, or a disk or volume image file"
+	}
+	f := &form{
+		title:  "Add a disk, partition or file",
+		head:   []string{"  Name something to scan besides what the menu lists."},
+		fields: []*field{name},
+	}
+	f.submit = func() error {
+		spec := strings.TrimSpace(name.text)
+		if spec == "" {
+			return fmt.Errorf("name a disk, partition or file")
+		}
+		if d := scanDisk(spec); d.Err != nil {
+			return d.Err
+		}
+		if !slices.Contains(m.cfg.added, spec) {
+			m.cfg.added = append(m.cfg.added, spec)
+		}
+		m.pending = m.rescan()
 		return nil
 	}
 	return f

@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -115,6 +116,11 @@ func Scan(ctx context.Context, cfg Config) *Inventory {
 				m = "loop: " + d.BackingFile
 			}
 			models[d.Path] = m
+		}
+	}
+	for _, a := range cfg.added {
+		if !slices.Contains(specs, a) {
+			specs = append(specs, a)
 		}
 	}
 	for _, spec := range specs {

@@ -123,8 +123,8 @@ func (mn *menu) build(m *Model) {
 	}
 	if !slices.ContainsFunc(mn.rows, func(r row) bool { return r.act != nil }) {
 		add("", nil)
-		add("Nothing here to back up or restore. Name disks, partitions or volume files:", nil)
-		add("  cbimg ui [--images DIR] DISK|FILE ...", nil)
+		add("Nothing here to back up or restore. Press a to name a disk, partition or", nil)
+		add("volume file, or name them when starting: cbimg ui [--images DIR] DISK|FILE ...", nil)
 	}
 	for i := range mn.rows {
 		if a := mn.rows[i].act; a != nil {
@@ -328,6 +328,9 @@ func (mn *menu) update(m *Model, msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m.choose()
 		case "s", "f5":
 			return m, m.rescan()
+		case "a":
+			m.form = addForm(m)
+			m.scr = scForm
 		case "q", "esc":
 			return m, tea.Quit
 		default:
@@ -377,7 +380,7 @@ func (mn *menu) view(m *Model) (string, []string, string) {
 	if len(mn.rows) > rows {
 		title += fmt.Sprintf("  (%d-%d of %d lines)", mn.top+1, min(mn.top+rows, len(mn.rows)), len(mn.rows))
 	}
-	return title, body, "Enter choose  b/r/v/m/f next backup/restore/verify/mount/files  s scan  q quit"
+	return title, body, "Enter choose  b/r/v/m/f backup/restore/verify/mount/files  a add  s scan  q quit"
 }
 
 // choose starts what the action under the cursor needs.

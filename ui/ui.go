@@ -29,13 +29,24 @@ type Config struct {
 	ImageDirs []string
 	// Program names the command in "same from a script" lines; "" = "cbimg".
 	Program string
+
+	added []string // named in the menu: scanned besides Disks or the listed disks
 }
 
 // Run shows the menu until the technician quits. Mounts made from the menu
 // are unmounted on the way out.
 func Run(ctx context.Context, cfg Config) error {
 	m := New(ctx, cfg)
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx))
+	opts := []tea.ProgramOption{tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx)}
+	con, w, h := cellConsole()
+	if con != nil {
+		opts = append(opts, tea.WithOutput(con))
+	}
+	p := tea.NewProgram(m, opts...)
+	if con != nil {
+		// bubbletea asks only a terminal for its size.
+		go p.Send(tea.WindowSizeMsg{Width: w, Height: h})
+	}
 	_, err := p.Run()
 	m.shutdown()
 	if err == tea.ErrProgramKilled && ctx.Err() != nil {

@@ -222,18 +222,6 @@ func TestUIBackupThenRestore(t *testing.T) {
 	u.waitFor(10*time.Second, "EXITED 0")
 }
 
-// slowFile is a volume read slowly, so a cancel lands mid-copy.
-type slowFile struct {
-	f    *os.File
-	size int64
-}
-
-func (s slowFile) ReadAt(p []byte, off int64) (int, error) {
-	time.Sleep(30 * time.Millisecond)
-	return s.f.ReadAt(p, off)
-}
-func (s slowFile) Size() int64 { return s.size }
-
 // Cancelling a backup from the live view leaves no image behind.
 func TestUICancelBackup(t *testing.T) {
 	testvol.Need(t, "fusermount")
@@ -247,7 +235,7 @@ func TestUICancelBackup(t *testing.T) {
 	st, _ := f.Stat()
 	mnt := filepath.Join(dir, "slow")
 	os.Mkdir(mnt, 0o755)
-	m, err := mount.Mount(mnt, slowFile{f, st.Size()}, &mount.Options{ReadAheadKB: -1})
+	m, err := mount.Mount(mnt, testvol.SlowFile{F: f, Bytes: st.Size(), Pause: 30 * time.Millisecond}, &mount.Options{ReadAheadKB: -1})
 	if err != nil {
 		t.Fatalf("mount the slow source: %v", err)
 	}

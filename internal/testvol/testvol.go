@@ -577,3 +577,19 @@ func Root(t testing.TB) string {
 	}
 	return root.dir
 }
+
+// SlowFile reads a file with a pause before every read: a source that a
+// test can cancel mid-copy. It satisfies mount.Source.
+type SlowFile struct {
+	F     *os.File
+	Bytes int64
+	Pause time.Duration
+}
+
+func (s SlowFile) ReadAt(p []byte, off int64) (int, error) {
+	time.Sleep(s.Pause)
+	return s.F.ReadAt(p, off)
+}
+
+// Size is the file's length.
+func (s SlowFile) Size() int64 { return s.Bytes }
