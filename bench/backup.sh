@@ -1,12 +1,12 @@
 #!/bin/bash
 # backup.sh: times cbimg backup/restore/verify against ntfsclone and
-# partclone.ntfs on one NTFS volume, page cache warm, and checks that every
-# full restore gives back the source volume.
+# partclone on one NTFS and one FAT32 volume, page cache warm (and cold for
+# a few rows), and checks that every full restore gives back the source.
 #
-# Usage: bench/backup.sh [--size GiB] [--runs N] [--workdir DIR] [--keep]
-#                        [--files N] [--cbimg PATH] [--out DIR]
+# Usage: bench/backup.sh [--size GiB] [--fat-size GiB] [--runs N] [--workdir DIR]
+#          [--keep] [--files N] [--cbimg PATH] [--out DIR] [--no-cold] [--no-fat]
 # See bench/README.md. Needs root (ntfs-3g mount), Go (unless --cbimg) and
-#   apt-get install ntfs-3g partclone zstd time openssl perl fuse3
+#   apt-get install ntfs-3g partclone zstd time openssl perl fuse3 dosfstools mtools
 # Writes OUT/results.md (markdown table), OUT/results.tsv (one line per
 # row) and OUT/runs.tsv (one line per timed run); OUT defaults to bench/out.
 
@@ -16,7 +16,10 @@ export LC_ALL=C
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-size_gib=4
+size_gib=8
+fat_gib=4
+cold=1
+fat=1
 runs=3
 workdir=/var/tmp/cbimg-bench
 keep=0
@@ -28,13 +31,16 @@ die() { echo "backup.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
 
 usage() {
-	sed -n '2,11s/^# \{0,1\}//p' "$0"
+	sed -n '2,12s/^# \{0,1\}//p' "$0"
 	exit "${1:-0}"
 }
 
 while [ $# -gt 0 ]; do
 	case $1 in
 	--size) size_gib=${2:?}; shift 2 ;;
+	--fat-size) fat_gib=${2:?}; shift 2 ;;
+	--no-cold) cold=0; shift ;;
+	--no-fat) fat=0; shift ;;
 	--runs) runs=${2:?}; shift 2 ;;
 	--workdir) workdir=${2:?}; shift 2 ;;
 	--keep) keep=1; shift ;;
@@ -50,6 +56,9 @@ done
 [[ $size_gib =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--size wants GiB, e.g. 4 or 0.5"
 size_mib=$(awk -v g="$size_gib" 'BEGIN { printf "%d", g * 1024 }')
 [ "$size_mib" -ge 256 ] || die "--size must be at least 0.25 GiB"
+[[ $fat_gib =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--fat-size wants GiB, e.g. 4 or 0.5"
+fat_mib=$(awk -v g="$fat_gib" 'BEGIN { printf "%d", g * 1024 }')
+[ "$fat" = 0 ] || [ "$fat_mib" -ge 256 ] || die "--fat-size must be at least 0.25 GiB"
 
 # --- tools -------------------------------------------------------------
 
@@ -58,7 +67,8 @@ pkgs=()
 for spec in mkntfs:ntfs-3g ntfs-3g:ntfs-3g ntfsclone:ntfs-3g ntfscat:ntfs-3g \
 	partclone.ntfs:partclone partclone.chkimg:partclone zstd:zstd \
 	/usr/bin/time:time openssl:openssl perl:perl sha256sum:coreutils \
-	fusermount:fuse3 mountpoint:util-linux; do
+	fusermount:fuse3 mountpoint:util-linux mkfs.fat:dosfstools fsck.fat:dosfstools \
+	mcopy:mtools partclone.fat32:partclone; do
 	t=${spec%%:*} p=${spec#*:}
 	if ! command -v "$t" >/dev/null 2>&1; then
 		missing+=("$t")
@@ -72,11 +82,14 @@ fi
 
 mkdir -p "$workdir" "$out"
 workdir=$(cd "$workdir" && pwd)
-need_mib=$((size_mib * 3))
+need_mib=$((size_mib * 3 + fat * fat_mib * 3))
 avail_mib=$(df -Pm "$workdir" | awk 'NR == 2 { print $4 }')
 src=$workdir/source.ntfs
 stamp=$workdir/source.stamp
-want_stamp="v1 size_mib=$size_mib files=$nfiles"
+want_stamp="v2 size_mib=$size_mib files=$nfiles"
+fsrc=$workdir/source.fat
+fstamp=$workdir/source-fat.stamp
+want_fstamp="v1 size_mib=$fat_mib files=$nfiles"
 reuse=0
 if [ -f "$src" ] && [ -f "$stamp" ] && [ "$(head -1 "$stamp")" = "$want_stamp" ]; then
 	reuse=1
@@ -106,9 +119,9 @@ cleanup() {
 		wait "$ntfs_pid" 2>/dev/null || true
 	fi
 	rmdir "$mnt" 2>/dev/null || true
-	rm -f "$workdir"/img.* "$workdir"/target.ntfs "$workdir"/time.out "$workdir"/*.log
+	rm -rf "$workdir"/img.* "$workdir"/target.ntfs "$workdir"/target.fat "$workdir"/time.out "$workdir"/*.log "$workdir/fatfill"
 	if [ "$keep" = 0 ]; then
-		rm -f "$src" "$stamp"
+		rm -f "$src" "$stamp" "$fsrc" "$fstamp"
 		[ "$cbimg" = "$workdir/cbimg" ] && rm -f "$cbimg"
 		rmdir "$workdir" 2>/dev/null || true
 	fi
@@ -152,12 +165,24 @@ words() {
 	' "$2"
 }
 
-# fill DIR: the bench content; sizes scale with the volume (4 GiB volume:
-# 1.5 GiB random, 0.5 GiB text, small files, 256 MiB pagefile and hiberfil).
+# Sizes of the NTFS content: the reference volume (8 GiB) holds 2 GiB random
+# data, 0.5 GiB text, 10,000 small files and pagefile.sys + hiberfil.sys of
+# 384 MiB each (0.75 GiB); --size scales all but the file count.
+ntfs_rand=$((size_mib / 4 * 1048576))
+ntfs_text=$((size_mib / 16 * 1048576))
+ntfs_sys=$((size_mib * 3 / 64 * 1048576))
+# FAT32 (4 GiB): 1 GiB random, 0.375 GiB text, half as many small files:
+# 1.4 GiB used.
+fat_rand=$((fat_mib / 4 * 1048576))
+fat_text=$((fat_mib * 3 / 32 * 1048576))
+fat_files=$((nfiles / 2))
+
+# fill DIR RAND TEXT SYS NFILES: the bench content: RAND bytes of random
+# data, TEXT bytes of text, NFILES small files, and when SYS > 0 a
+# pagefile.sys and a hiberfil.sys of SYS bytes each.
 fill() {
-	local d=$1 i n left
-	local rand=$((size_mib * 3 / 8 * 1048576)) text=$((size_mib / 8 * 1048576))
-	local sys=$((size_mib / 16 * 1048576)) chunk=$((32 * 1048576))
+	local d=$1 rand=$2 text=$3 sys=$4 nf=$5 i n left
+	local chunk=$((32 * 1048576))
 	mkdir -p "$d/Random" "$d/Text" "$d/Small"
 	# Random: one file of a quarter, the rest in 32 MiB files.
 	rnd 1000 $((rand / 4)) >"$d/Random/big.bin"
@@ -187,7 +212,8 @@ fill() {
 			print $f substr($src, $off, $len) or die "$!";
 			close $f or die "$!";
 		}
-	' "$d/Small" "$nfiles"
+	' "$d/Small" "$nf"
+	[ "$sys" -gt 0 ] || return 0
 	# Incompressible like real ones; not starting with "hibr" (hibernated).
 	rnd 4000 "$sys" >"$d/pagefile.sys"
 	{ printf 'wake'; rnd 4001 $((sys - 4)); } >"$d/hiberfil.sys"
@@ -208,7 +234,7 @@ build_volume() {
 		sleep 0.02
 	done
 	mountpoint -q "$mnt" || die "ntfs-3g mount timed out"
-	fill "$mnt"
+	fill "$mnt" "$ntfs_rand" "$ntfs_text" "$ntfs_sys" "$nfiles"
 	sync
 	local used files
 	used=$(df -PB1 "$mnt" | awk 'NR == 2 { print $3 }')
@@ -218,6 +244,29 @@ build_volume() {
 	ntfs_pid=
 	rmdir "$mnt"
 	printf '%s\nused=%s\nfiles=%s\n' "$want_stamp" "$used" "$files" >"$stamp"
+}
+
+# build_fat: mkfs.fat -F 32 on a sparse file, filled with mcopy from a
+# staging directory (no kernel vfat needed). The free clusters stay zero, so
+# a restore to a new file must equal the source byte for byte.
+build_fat() {
+	rm -rf "$fsrc" "$fstamp" "$workdir/fatfill"
+	truncate -s "${fat_mib}M" "$fsrc"
+	mkfs.fat -F 32 -n CBIMGBENCH -i 12345678 "$fsrc" >"$workdir/mkfs.log" 2>&1 ||
+		{ cat "$workdir/mkfs.log" >&2; die "mkfs.fat failed"; }
+	fill "$workdir/fatfill" "$fat_rand" "$fat_text" 0 "$fat_files"
+	MTOOLS_SKIP_CHECK=1 mcopy -s -Q -i "$fsrc" "$workdir/fatfill/Random" "$workdir/fatfill/Text" "$workdir/fatfill/Small" ::/ ||
+		die "mcopy failed"
+	rm -rf "$workdir/fatfill"
+	fsck.fat -n "$fsrc" >"$workdir/fsck.log" 2>&1 || { cat "$workdir/fsck.log" >&2; die "fsck.fat: the new FAT32 volume is not clean"; }
+	local used files
+	# "NAME: F files, U/T clusters" and "B bytes per cluster"
+	used=$(fsck.fat -n -v "$fsrc" 2>/dev/null | awk '
+		/bytes per cluster/ { cs = $1 }
+		/ files, .*clusters/ { split($(NF - 1), u, "/"); n = u[1] }
+		END { print n * cs }')
+	files=$(MTOOLS_SKIP_CHECK=1 mdir -/ -b -i "$fsrc" ::/ 2>/dev/null | grep -vc '/$' || true)
+	printf '%s\nused=%s\nfiles=%s\n' "$want_fstamp" "$used" "$files" >"$fstamp"
 }
 
 if [ "$reuse" = 1 ]; then
@@ -230,13 +279,26 @@ else
 fi
 used_bytes=$(sed -n 's/^used=//p' "$stamp")
 file_count=$(sed -n 's/^files=//p' "$stamp")
+if [ "$fat" = 1 ]; then
+	if [ -f "$fsrc" ] && [ -f "$fstamp" ] && [ "$(head -1 "$fstamp")" = "$want_fstamp" ]; then
+		log "reusing $fsrc"
+	else
+		log "building a ${fat_gib} GiB FAT32 volume in $fsrc"
+		t0=$(date +%s)
+		build_fat
+		log "built in $(($(date +%s) - t0)) s"
+	fi
+fi
 
 # --- timing -------------------------------------------------------------
 
 runs_tsv=$out/runs.tsv
 res_tsv=$out/results.tsv
-printf 'op\tname\tclass\trun\twall_s\tuser_s\tsys_s\tmaxrss_kib\n' >"$runs_tsv"
-printf 'op\tname\tclass\tcommand\truns\twall_median_s\twall_min_s\twall_max_s\tcpu_median_s\tmaxrss_kib\tout_bytes\tout_alloc_bytes\tcheck\n' >"$res_tsv"
+printf 'vol\top\tname\tclass\trun\twall_s\tuser_s\tsys_s\tmaxrss_kib\n' >"$runs_tsv"
+printf 'vol\top\tname\tclass\tcommand\truns\twall_median_s\twall_min_s\twall_max_s\tcpu_median_s\tmaxrss_kib\tout_bytes\tout_alloc_bytes\tcheck\tdata_bytes\n' >"$res_tsv"
+# VOL names the volume of the rows that follow; DATA its data bytes (for MB/s).
+VOL=ntfs
+DATA=0
 
 img=$workdir/img
 tgt=$workdir/target.ntfs
@@ -246,19 +308,21 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]
 
 # measure OP NAME CLASS PRE CMD: runs CMD (bash -c) $runs times under
 # /usr/bin/time after PRE (untimed: removes the output) and a sync, and
-# remembers the figures in ROW_* for record.
+# remembers the figures in ROW_* for record. A CLASS ending in "-cold"
+# empties the page cache (drop_caches) before each run.
 measure() {
 	local op=$1 name=$2 class=$3 pre=$4 cmd=$5 i walls=() cpus=() rss=0
 	log "$op: $name"
 	for i in $(seq 1 "$runs"); do
 		bash -c "$pre"
 		sync
+		[[ $class == *-cold ]] && echo 3 >/proc/sys/vm/drop_caches
 		if ! /usr/bin/time -o "$tf" -f '%e %U %S %M' bash -c "$cmd" >"$workdir/cmd.log" 2>&1; then
 			cat "$workdir/cmd.log" >&2
 			die "failed: $cmd"
 		fi
 		read -r w u s m < <(tail -1 "$tf")
-		printf '%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n' "$op" "$name" "$class" "$i" "$w" "$u" "$s" "$m" >>"$runs_tsv"
+		printf '%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n' "$VOL" "$op" "$name" "$class" "$i" "$w" "$u" "$s" "$m" >>"$runs_tsv"
 		walls+=("$w")
 		cpus+=("$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')")
 		[ "$m" -gt "$rss" ] && rss=$m
@@ -281,8 +345,8 @@ record() {
 	fi
 	local cmd=${ROW_CMD//$workdir\//}
 	cmd=${cmd//$cbimg/cbimg}
-	printf '%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ROW_OP" "$ROW_NAME" "$ROW_CLASS" \
-		"$cmd" "$runs" "$ROW_WALL" "$ROW_MIN" "$ROW_MAX" "$ROW_CPU" "$ROW_RSS" "$bytes" "$alloc" "$check" >>"$res_tsv"
+	printf '%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$VOL" "$ROW_OP" "$ROW_NAME" "$ROW_CLASS" \
+		"$cmd" "$runs" "$ROW_WALL" "$ROW_MIN" "$ROW_MAX" "$ROW_CPU" "$ROW_RSS" "$bytes" "$alloc" "$check" "$DATA" >>"$res_tsv"
 }
 
 # fshash FILE: sha256 of ntfsclone's image of the volume in FILE: equal for
@@ -317,9 +381,9 @@ check_full() {
 # check_excluded: pagefile.sys and hiberfil.sys read back as zeros, a text
 # file is intact, and ntfsclone accepts the volume; sets CHECK.
 check_excluded() {
-	local f ok=1 sys=$((size_mib / 16 * 1048576))
+	local f ok=1
 	for f in pagefile.sys hiberfil.sys; do
-		cmp -s <(ntfscat "$tgt" "/$f") <(head -c "$sys" /dev/zero) || ok=0
+		cmp -s <(ntfscat "$tgt" "/$f") <(head -c "$ntfs_sys" /dev/zero) || ok=0
 	done
 	cmp -s <(ntfscat "$tgt" /Text/t000.txt) <(ntfscat "$src" /Text/t000.txt) || ok=0
 	ntfsclone -q --save-image -o - "$tgt" >/dev/null 2>&1 || ok=0
@@ -357,11 +421,17 @@ pc_log="-L $workdir/partclone.log"
 measure backup "cbimg --compress none --no-default-excludes" file "rm -f $img.cbi" \
 	"$cb $q backup --compress none --no-default-excludes $src $img.cbi"
 check_verify "$img.cbi"
-record "$img.cbi" "$CHECK"
 data_bytes=$("$cb" --json info "$img.cbi" | sed -n 's/^ *"data_bytes": *\([0-9]*\).*/\1/p')
+DATA=$data_bytes
+record "$img.cbi" "$CHECK"
 measure restore "cbimg restore (none)" file "rm -f $tgt" "$cb $q restore $img.cbi $tgt --yes"
 check_full
 record "$tgt" "$CHECK"
+if [ "$cold" = 1 ]; then
+	measure restore "cbimg restore (none), cold cache" file-cold "rm -f $tgt" "$cb $q restore $img.cbi $tgt --yes"
+	check_full
+	record "$tgt" "$CHECK"
+fi
 measure verify "cbimg verify (none)" verify "" "$cb $q verify $img.cbi"
 record - ok
 rm -f "$img.cbi" "$tgt"
@@ -371,6 +441,11 @@ measure backup "cbimg (zstd) --no-default-excludes" zstd "rm -f $img.cbi" \
 	"$cb $q backup --no-default-excludes $src $img.cbi"
 check_verify "$img.cbi"
 record "$img.cbi" "$CHECK"
+if [ "$cold" = 1 ]; then
+	measure backup "cbimg (zstd) --no-default-excludes, cold cache" zstd-cold "rm -f $img.cbi" \
+		"$cb $q backup --no-default-excludes $src $img.cbi"
+	record "$img.cbi" -
+fi
 measure restore "cbimg restore (zstd)" zstd "rm -f $tgt" "$cb $q restore $img.cbi $tgt --yes"
 check_full
 record "$tgt" "$CHECK"
@@ -390,12 +465,16 @@ check_excluded
 record "$tgt" "$CHECK"
 rm -f "$img.cbi" "$tgt"
 
-# To a pipe: no file system writes, no fsync.
-measure backup "cbimg --compress none --no-default-excludes - | cat" pipe "" \
-	"$cb $q backup --compress none --no-default-excludes $src - | cat >/dev/null"
+# To /dev/null: no file system writes, no fsync; the image goes to standard
+# output, which is /dev/null itself (no pipe).
+measure backup "cbimg --compress none --no-default-excludes - > /dev/null" null "" \
+	"$cb $q backup --compress none --no-default-excludes $src - >/dev/null"
 record - -
-measure backup "cbimg (zstd) --no-default-excludes - | cat" pipe "" \
-	"$cb $q backup --no-default-excludes $src - | cat >/dev/null"
+measure backup "cbimg --compress none - > /dev/null" null "" \
+	"$cb $q backup --compress none $src - >/dev/null"
+record - -
+measure backup "cbimg (zstd) --no-default-excludes - > /dev/null" null "" \
+	"$cb $q backup --no-default-excludes $src - >/dev/null"
 record - -
 
 # ntfsclone.
@@ -404,12 +483,22 @@ record "$img.ntfsclone" -
 measure restore "ntfsclone -r -O" file "rm -f $tgt" "ntfsclone -q -r -O $tgt $img.ntfsclone"
 check_full
 record "$tgt" "$CHECK"
+if [ "$cold" = 1 ]; then
+	measure restore "ntfsclone -r -O, cold cache" file-cold "rm -f $tgt" "ntfsclone -q -r -O $tgt $img.ntfsclone"
+	check_full
+	record "$tgt" "$CHECK"
+fi
 rm -f "$img.ntfsclone" "$tgt"
-measure backup "ntfsclone -s -o - | cat" pipe "" "ntfsclone -q -s -o - $src | cat >/dev/null"
+measure backup "ntfsclone -s -o - > /dev/null" null "" "ntfsclone -q -s -o - $src >/dev/null"
 record - -
 measure backup "ntfsclone -s -o - | zstd -T0 -3" zstd "rm -f $img.ntfsclone.zst" \
 	"ntfsclone -q -s -o - $src | zstd -q -T0 -3 >$img.ntfsclone.zst && sync $img.ntfsclone.zst"
 record "$img.ntfsclone.zst" -
+if [ "$cold" = 1 ]; then
+	measure backup "ntfsclone -s -o - | zstd -T0 -3, cold cache" zstd-cold "rm -f $img.ntfsclone.zst" \
+		"ntfsclone -q -s -o - $src | zstd -q -T0 -3 >$img.ntfsclone.zst && sync $img.ntfsclone.zst"
+	record "$img.ntfsclone.zst" -
+fi
 measure restore "zstd -d | ntfsclone -r -O" zstd "rm -f $tgt" \
 	"zstd -q -dc $img.ntfsclone.zst | ntfsclone -q -r -O $tgt -"
 check_full
@@ -427,8 +516,8 @@ record "$tgt" "$CHECK"
 measure verify "partclone.chkimg" verify "" "partclone.chkimg -s $img.partclone $pc_log"
 record - ok
 rm -f "$img.partclone" "$tgt"
-measure backup "partclone.ntfs -c -o - | cat" pipe "" \
-	"partclone.ntfs -q -c -s $src -o - $pc_log | cat >/dev/null"
+measure backup "partclone.ntfs -c -o - > /dev/null" null "" \
+	"partclone.ntfs -q -c -s $src -o - $pc_log >/dev/null"
 record - -
 measure backup "partclone.ntfs -c -o - | zstd -T0 -3" zstd "rm -f $img.partclone.zst" \
 	"partclone.ntfs -q -c -s $src -o - $pc_log | zstd -q -T0 -3 >$img.partclone.zst && sync $img.partclone.zst"
@@ -439,15 +528,119 @@ check_full
 record "$tgt" "$CHECK"
 rm -f "$img.partclone.zst" "$tgt"
 
+# --- FAT32 ----------------------------------------------------------------
+
+if [ "$fat" = 1 ]; then
+	VOL=fat32
+	tgt=$workdir/target.fat
+	log "hashing the FAT32 source"
+	warm "$fsrc"
+	fsrc_hash=$(sha256sum <"$fsrc" | cut -d' ' -f1)
+	fsrc_size=$(stat -c %s "$fsrc")
+	fused_bytes=$(sed -n 's/^used=//p' "$fstamp")
+	ffile_count=$(sed -n 's/^files=//p' "$fstamp")
+
+	# check_fat: the restored file (a new file, free clusters as holes)
+	# must equal the source byte for byte (its free clusters are zero) and
+	# fsck.fat -n must find it clean; sets CHECK.
+	check_fat() {
+		local h first ts
+		ts=$(stat -c %s "$tgt")
+		h=$(sha256sum <"$tgt" | cut -d' ' -f1)
+		if [ "$h" = "$fsrc_hash" ]; then
+			CHECK="identical"
+		elif [ "$ts" -lt "$fsrc_size" ] && cmp -s -n "$ts" "$fsrc" "$tgt"; then
+			CHECK="DIFFERS: target $((fsrc_size - ts)) B short"
+		else
+			first=$(cmp "$fsrc" "$tgt" 2>/dev/null | awk '{ print $5 }' | tr -d ,) || true
+			CHECK="DIFFERS from byte ${first:-?}"
+		fi
+		if fsck.fat -n "$tgt" >"$workdir/fsck.log" 2>&1; then
+			CHECK="$CHECK, fsck.fat clean"
+		else
+			CHECK="$CHECK, FSCK.FAT FAILED"
+		fi
+		if [[ $ROW_NAME == cbimg* ]] && [ "$CHECK" != "identical, fsck.fat clean" ]; then
+			fails=$((fails + 1))
+			echo "!! restored FAT32 volume: $CHECK" >&2
+		fi
+	}
+
+	measure backup "cbimg --compress none" file "rm -f $img.cbi" "$cb $q backup --compress none $fsrc $img.cbi"
+	check_verify "$img.cbi"
+	DATA=$("$cb" --json info "$img.cbi" | sed -n 's/^ *"data_bytes": *\([0-9]*\).*/\1/p')
+	record "$img.cbi" "$CHECK"
+	measure restore "cbimg restore (none)" file "rm -f $tgt" "$cb $q restore $img.cbi $tgt --yes"
+	check_fat
+	record "$tgt" "$CHECK"
+	measure verify "cbimg verify (none)" verify "" "$cb $q verify $img.cbi"
+	record - ok
+	rm -f "$img.cbi" "$tgt"
+
+	measure backup "cbimg (zstd)" zstd "rm -f $img.cbi" "$cb $q backup $fsrc $img.cbi"
+	check_verify "$img.cbi"
+	record "$img.cbi" "$CHECK"
+	measure restore "cbimg restore (zstd)" zstd "rm -f $tgt" "$cb $q restore $img.cbi $tgt --yes"
+	check_fat
+	record "$tgt" "$CHECK"
+	measure verify "cbimg verify (zstd)" verify "" "$cb $q verify $img.cbi"
+	record - ok
+	rm -f "$img.cbi" "$tgt"
+
+	measure backup "partclone.fat32 -c -o IMG" file "rm -f $img.partclone" \
+		"partclone.fat32 -q -c -s $fsrc -o $img.partclone $pc_log"
+	record "$img.partclone" -
+	measure restore "partclone.fat32 -r -W" file "rm -f $tgt" \
+		"partclone.fat32 -q -r -W -s $img.partclone -o $tgt $pc_log"
+	check_fat
+	record "$tgt" "$CHECK"
+	measure verify "partclone.chkimg" verify "" "partclone.chkimg -s $img.partclone $pc_log"
+	record - ok
+	rm -f "$img.partclone" "$tgt"
+	measure backup "partclone.fat32 -c -o - | zstd -T0 -3" zstd "rm -f $img.partclone.zst" \
+		"partclone.fat32 -q -c -s $fsrc -o - $pc_log | zstd -q -T0 -3 >$img.partclone.zst && sync $img.partclone.zst"
+	record "$img.partclone.zst" -
+	measure restore "zstd -d | partclone.fat32 -r -W" zstd "rm -f $tgt" \
+		"zstd -q -dc $img.partclone.zst | partclone.fat32 -q -r -W -s - -o $tgt $pc_log"
+	check_fat
+	record "$tgt" "$CHECK"
+	rm -f "$img.partclone.zst" "$tgt"
+fi
+
 # --- report -------------------------------------------------------------
 
 md=$out/results.md
+# table VOL: the markdown table of that volume's rows.
+table() {
+	echo "| op | command | kind | wall s | CPU s | CPU/wall | RSS MiB | out MiB | MB/s | wall ×ntfsclone | wall ×partclone | size ×ntfsclone | size ×partclone | check |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	awk -F'\t' -v vol="$1" '
+		function ratio(a, b) { return (a == "" || b == "" || b == 0 || a == "-" || b == "-") ? "–" : sprintf("%.2f", a / b) }
+		FNR == 1 || $1 != vol { next }
+		NR == FNR {
+			k = $2 "/" $4
+			if ($3 ~ /^ntfsclone/ || $3 ~ /\| ntfsclone/) { nw[k] = $7; ns[k] = $12 }
+			if ($3 ~ /partclone/) { pw[k] = $7; ps[k] = $12 }
+			next
+		}
+		{
+			k = $2 "/" $4
+			name = $3
+			gsub(/\|/, "\\|", name)
+			size = $2 == "restore" ? $13 : $12
+			outm = size == "-" ? "–" : sprintf("%.0f", size / 1048576)
+			sn = $2 == "backup" ? ratio($12, ns[k]) : "–"
+			sp = $2 == "backup" ? ratio($12, ps[k]) : "–"
+			mbs = $7 > 0 && $15 > 0 ? sprintf("%.0f", $15 / $7 / 1e6) : "–"
+			printf "| %s | `%s` | %s | %.2f (%.2f-%.2f) | %.2f | %.2f | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
+				$2, name, $4, $7, $8, $9, $10, ($7 > 0 ? $10 / $7 : 0), $11 / 1024, outm, mbs,
+				ratio($7, nw[k]), ratio($7, pw[k]), sn, sp, $14
+		}' "$res_tsv" "$res_tsv"
+}
 {
 	echo "# cbimg backup benchmark"
 	echo
-	echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); $runs runs per row, median wall time; page cache warm"
-	echo "- volume: ${size_gib} GiB NTFS, $(awk -v b="$used_bytes" 'BEGIN { printf "%.2f GiB", b / 2^30 }') used" \
-		"(data clusters $(awk -v b="${data_bytes:-0}" 'BEGIN { printf "%.2f GiB", b / 2^30 }')), $file_count files"
+	echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); $runs runs per row, median wall time; page cache warm except the \"cold cache\" rows"
 	echo "- machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))," \
 		"$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 2^20 }' /proc/meminfo) RAM, kernel $(uname -r)," \
 		"workdir on $(df -PT "$workdir" | awk 'NR == 2 { print $2 }'); load average before/after: $load0 / $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -458,37 +651,29 @@ md=$out/results.md
 	echo "wall: median seconds (min-max); CPU: median user+sys seconds; CPU/wall > 1: more than one core busy;"
 	echo "RSS: peak resident set of the largest process; out: image size, or for restores the target's allocated size;"
 	echo "MB/s: data clusters per wall second; ×ntfsclone, ×partclone: wall (and size) over the same-kind row of that tool"
-	echo "(file: uncompressed image to a file; zstd: compressed to a file; pipe: to a pipe; <1 = faster/smaller)."
+	echo "(file: uncompressed image to a file; zstd: compressed to a file; null: to /dev/null; -cold: page cache emptied first;"
+	echo "<1 = faster/smaller)."
 	echo
-	echo "| op | command | kind | wall s | CPU s | CPU/wall | RSS MiB | out MiB | MB/s | wall ×ntfsclone | wall ×partclone | size ×ntfsclone | size ×partclone | check |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-	awk -F'\t' -v data="${data_bytes:-0}" '
-		function ratio(a, b) { return (a == "" || b == "" || b == 0 || a == "-" || b == "-") ? "–" : sprintf("%.2f", a / b) }
-		NR == FNR {
-			if (FNR == 1) next
-			k = $1 "/" $3
-			if ($2 ~ /^ntfsclone/ || $2 ~ /\| ntfsclone/) { nw[k] = $6; ns[k] = $11 }
-			if ($2 ~ /partclone/) { pw[k] = $6; ps[k] = $11 }
-			next
-		}
-		FNR == 1 { next }
-		{
-			k = $1 "/" $3
-			name = $2
-			gsub(/\|/, "\\|", name)
-			size = $1 == "restore" ? $12 : $11
-			outm = size == "-" ? "–" : sprintf("%.0f", size / 1048576)
-			sn = $1 == "backup" ? ratio($11, ns[k]) : "–"
-			sp = $1 == "backup" ? ratio($11, ps[k]) : "–"
-			mbs = $6 > 0 ? sprintf("%.0f", data / $6 / 1e6) : "–"
-			printf "| %s | `%s` | %s | %.2f (%.2f-%.2f) | %.2f | %.2f | %.0f | %s | %s | %s | %s | %s | %s | %s |\n",
-				$1, name, $3, $6, $7, $8, $9, ($6 > 0 ? $9 / $6 : 0), $10 / 1024, outm, mbs,
-				ratio($6, nw[k]), ratio($6, pw[k]), sn, sp, $13
-		}' "$res_tsv" "$res_tsv"
+	echo "## NTFS: ${size_gib} GiB, $(awk -v b="$used_bytes" 'BEGIN { printf "%.2f GiB", b / 2^30 }') used" \
+		"(data clusters $(awk -v b="${data_bytes:-0}" 'BEGIN { printf "%.2f GiB", b / 2^30 }')), $file_count files"
+	echo
+	echo "$(awk -v b="$ntfs_rand" 'BEGIN { printf "%.2f", b / 2^30 }') GiB random, $(awk -v b="$ntfs_text" 'BEGIN { printf "%.2f", b / 2^30 }') GiB text," \
+		"$nfiles small files, pagefile.sys and hiberfil.sys of $((ntfs_sys / 1048576)) MiB each."
+	echo
+	table ntfs
+	if [ "$fat" = 1 ]; then
+		echo
+		echo "## FAT32: ${fat_gib} GiB, $(awk -v b="$fused_bytes" 'BEGIN { printf "%.2f GiB", b / 2^30 }') used, $ffile_count files"
+		echo
+		echo "$(awk -v b="$fat_rand" 'BEGIN { printf "%.2f", b / 2^30 }') GiB random, $(awk -v b="$fat_text" 'BEGIN { printf "%.2f", b / 2^30 }') GiB text," \
+			"$fat_files small files (mkfs.fat -F 32, mcopy)."
+		echo
+		table fat32
+	fi
 	echo
 	echo "Commands as run (in the workdir):"
 	echo
-	awk -F'\t' 'NR > 1 { printf "- %s `%s`: `%s`\n", $1, $2, $4 }' "$res_tsv"
+	awk -F'\t' 'NR > 1 { printf "- %s %s `%s`: `%s`\n", $1, $2, $3, $5 }' "$res_tsv"
 } >"$md"
 
 cat "$md"

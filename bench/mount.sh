@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Benchmark of cbimg mount: sequential read of volume.raw (dd, 1 MiB reads)
-# against reading the restored raw file, and random 4 KiB read latency
-# (p50/p99), for a zstd and an uncompressed image, in one run.
+# and random 4 KiB read latency (p50/p99), for a zstd and an uncompressed
+# image, against the same bytes served from memory through the same FUSE
+# layer (bench/memfile: the FUSE ceiling) and against the restored raw file,
+# all in one run.
 #
-#   bench/mount.sh [SIZE_MIB]        (default 1536; needs root, ntfs-3g,
+#   bench/mount.sh [SIZE_MIB]        (default 4096; needs root, ntfs-3g,
 #                                     mkntfs, fuse3, hyperfine, python3)
 #
-# It builds an NTFS volume of SIZE_MIB with about 2/3 of it used (a copy of
-# the Go tree, 350 MB of text, 400 MB of random bytes), backs it up twice,
-# restores it once, and prints a table. "cold" drops the page cache of the
-# files involved (dd iflag=nocache: only those files, not the machine's) and
-# mounts afresh; "warm" has the raw file or the image in the page cache, but
-# a fresh mount (nothing of volume.raw cached). WORK (default
-# /var/tmp/cbimg-bench-mount) holds about 4 GiB while it runs.
+# It builds an NTFS volume of SIZE_MIB with about 60 % of it used (a copy of
+# the Go tree, text, random bytes), backs it up twice, restores it once, and
+# prints a markdown table. "seq" and "rand cold" are read from a fresh mount
+# (nothing of volume.raw in the page cache) with the image in the page cache;
+# "image uncached" drops the page cache of the image as well (dd
+# iflag=nocache: only those files, not the machine's); "re-read" and "warm"
+# read again in the same mount. WORK (default
+# /var/tmp/cbimg-bench-mount) holds about 2.5 × SIZE_MIB while it runs, and
+# memfile holds SIZE_MIB of memory.
 set -euo pipefail
 
-size=${1:-1536}
+size=${1:-4096}
 work=${WORK:-/var/tmp/cbimg-bench-mount}
 runs=${RUNS:-5}
 nrand=${NRAND:-20000}
@@ -37,7 +41,7 @@ cleanup() {
 	done
 }
 trap cleanup EXIT
-(cd "$root" && go build -o "$cbimg" ./cmd/cbimg)
+(cd "$root" && go build -o "$cbimg" ./cmd/cbimg && go build -o "$work/memfile" ./bench/memfile && go build -o "$work/randread" ./bench/randread)
 
 # --- the source volume -------------------------------------------------
 if [ ! -f "$src.done-$size" ]; then
@@ -47,9 +51,14 @@ if [ ! -f "$src.done-$size" ]; then
 	mkntfs -q -F -Q -L bench "$src"
 	mkdir -p "$work/ntfs"
 	ntfs-3g -o big_writes "$src" "$work/ntfs"
-	cp -r /usr/local/go "$work/ntfs/go"
-	seq 1 42000000 >"$work/ntfs/numbers.txt"
-	head -c 400M /dev/urandom >"$work/ntfs/random.bin"
+	if [ "$size" -ge 2048 ]; then
+		cp -r /usr/local/go "$work/ntfs/go"
+	else
+		cp -r /usr/local/go/src/net "$work/ntfs/net"
+	fi
+	# About 60 % used: a source tree, text, random bytes.
+	seq 1 $((size * 16000)) >"$work/ntfs/numbers.txt"
+	head -c $((size * 45 / 100))M /dev/urandom >"$work/ntfs/random.bin"
 	fusermount3 -u "$work/ntfs"
 	touch "$src.done-$size"
 fi
@@ -66,35 +75,25 @@ fi
 # --- helpers -------------------------------------------------------------
 uncache() { for f in "$@"; do dd if="$f" iflag=nocache count=0 status=none; done; }
 warm() { for f in "$@"; do cat "$f" >/dev/null; done; }
-remount() { # remount IMAGE
-	mountpoint -q "$mnt" 2>/dev/null && "$cbimg" umount -q "$mnt"
+umnt() {
+	mountpoint -q "$mnt" 2>/dev/null && fusermount3 -u "$mnt"
+	for _ in $(seq 1 50); do mountpoint -q "$mnt" || return 0; sleep 0.1; done
+}
+remount() { # remount IMAGE|memfile: a fresh mount of volume.raw at $mnt
+	umnt
 	mkdir -p "$mnt"
+	if [ "$1" = memfile ]; then
+		"$work/memfile" "$raw" "$mnt" >/dev/null 2>&1 &
+		for _ in $(seq 1 300); do [ -e "$mnt/volume.raw" ] && return 0; sleep 0.1; done
+		echo "memfile did not come up" >&2
+		return 1
+	fi
 	"$cbimg" mount -q "$1" "$mnt"
 }
-export -f uncache warm remount
-export cbimg mnt
+export -f uncache warm remount umnt
+export cbimg mnt work raw
 
-randpy=$work/randread.py
-cat >"$randpy" <<'EOF'
-# randread.py FILE N: N preads of 4 KiB at random 4 KiB-aligned offsets;
-# prints p50 and p99 latency in microseconds.
-import os, random, sys, time
-path, n = sys.argv[1], int(sys.argv[2])
-fd = os.open(path, os.O_RDONLY)
-pages = os.fstat(fd).st_size // 4096
-rng = random.Random(1)
-lat = []
-for _ in range(n):
-    off = rng.randrange(pages) * 4096
-    t = time.perf_counter_ns()
-    if len(os.pread(fd, 4096, off)) != 4096:
-        sys.exit("short read")
-    lat.append(time.perf_counter_ns() - t)
-lat.sort()
-print(lat[len(lat) // 2] / 1000, lat[len(lat) * 99 // 100] / 1000)
-EOF
-
-# seq TARGET PREPARE -> MB/s (median of $runs)
+# seqread TARGET PREPARE -> MB/s (median of $runs)
 seqread() {
 	local target=$1 prepare=$2 json=$work/hf.json
 	hyperfine -N --style none --runs "$runs" --prepare "bash -c '$prepare'" \
@@ -104,47 +103,65 @@ seqread() {
 	python3 -c "import json,sys; m=json.load(open('$json'))['results'][0]['median']; print(round($(stat -c %s "$raw")/m/1e6))"
 }
 
-# rand TARGET PREPARE -> "p50 p99"
+# randread TARGET PREPARE [used] -> "cold-p50 cold-p99 warm-p50 warm-p99"
 randread() {
 	bash -c "$2"
-	python3 "$randpy" "$1" "$nrand"
+	"$work/randread" -n "$nrand" ${3:+-used "$raw"} "$1"
 }
 
 declare -A R
 echo "measuring ..." >&2
-R[raw,seqc]=$(seqread "$raw" "uncache $raw")
-R[raw,seqw]=$(seqread "$raw" "warm $raw")
+warm "$raw" "$work/zstd.cbi" "$work/none.cbi"
+R[raw,seqd]=$(seqread "$raw" "uncache $raw")
+R[raw,seq]=$(seqread "$raw" "warm $raw")
 R[raw,rand]=$(randread "$raw" "uncache $raw")
-for c in zstd none; do
-	img=$work/$c.cbi
-	R[$c,seqc]=$(seqread "$mnt/volume.raw" "uncache $img; remount $img")
-	R[$c,seqw]=$(seqread "$mnt/volume.raw" "warm $img; remount $img")
-	R[$c,rand]=$(randread "$mnt/volume.raw" "uncache $img; remount $img")
-	# Time to mount (index build) and the server's memory after a full read.
-	"$cbimg" umount -q "$mnt"
-	t0=$(date +%s%N)
-	out=$("$cbimg" mount --json "$img" "$mnt")
-	R[$c,mountms]=$(( ($(date +%s%N) - t0) / 1000000 ))
-	pid=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['pid'])" "$out")
-	dev=$(stat -c '%d' "$mnt")
-	R[$c,ra]=$(cat "/sys/class/bdi/$((dev >> 8)):$((dev & 255))/read_ahead_kb" 2>/dev/null || echo '?')
-	dd if="$mnt/volume.raw" of=/dev/null bs=1M status=none
-	R[$c,rss]=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status")
-	"$cbimg" umount -q "$mnt"
+R[raw,used]=$(randread "$raw" "uncache $raw" used)
+for c in memfile zstd none; do
+	src=$work/$c.cbi
+	[ "$c" = memfile ] && src=memfile
+	# Fresh mount; bytes in memory (memfile) or the image in the page cache.
+	R[$c,seq]=$(seqread "$mnt/volume.raw" "warm $raw; [ $c = memfile ] || warm $src; remount $src")
+	# Read again in the same mount: from the page cache of volume.raw.
+	R[$c,re]=$(seqread "$mnt/volume.raw" "true")
+	R[$c,rand]=$(randread "$mnt/volume.raw" "remount $src")
+	R[$c,used]=$(randread "$mnt/volume.raw" "remount $src" used)
+	if [ "$c" != memfile ]; then
+		# The image not in the page cache either.
+		R[$c,seqd]=$(seqread "$mnt/volume.raw" "uncache $src; remount $src")
+		umnt
+		t0=$(date +%s%N)
+		out=$("$cbimg" mount --json "$src" "$mnt")
+		R[$c,mountms]=$(( ($(date +%s%N) - t0) / 1000000 ))
+		pid=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['pid'])" "$out")
+		dev=$(stat -c '%d' "$mnt")
+		R[$c,ra]=$(cat "/sys/class/bdi/$((dev >> 8)):$((dev & 255))/read_ahead_kb" 2>/dev/null || echo '?')
+		dd if="$mnt/volume.raw" of=/dev/null bs=1M status=none
+		R[$c,rss]=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status")
+	fi
+	umnt
 done
 
 # --- table ---------------------------------------------------------------
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-p() { echo "${R[$1,rand]}" | cut -d' ' -f"$2"; }
+f() { echo "${R[$1,$2]}" | cut -d' ' -f"$3"; }
 echo
-echo "cbimg mount benchmark: NTFS $size MiB, $(du -m "$work/zstd.cbi" | cut -f1) MiB zstd image, $(du -m "$work/none.cbi" | cut -f1) MiB uncompressed; $(nproc) cores; kernel $(uname -r)"
-echo "sequential: dd bs=1M, median of $runs; random: $nrand preads of 4 KiB, µs"
+echo "cbimg mount benchmark: NTFS $size MiB, $(du -m "$work/zstd.cbi" | cut -f1) MiB zstd image, $(du -m "$work/none.cbi" | cut -f1) MiB uncompressed; $(nproc) cores; kernel $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "sequential: dd bs=1M of volume.raw, median of $runs, fresh mount (seq) and again in the same mount (re-read);"
+echo "random: $nrand preads of 4 KiB over the whole volume and over allocated pages only, fresh mount (cold), then the same offsets again (warm), µs"
 echo
-printf '%-22s %12s %12s %12s %12s %10s %10s %10s\n' "read from" "seq cold" "vs raw" "seq warm" "vs raw" "rand p50" "rand p99" "p50 vs raw"
-printf '%-22s %12s %12s %12s %12s %10s %10s %10s\n' "restored raw file" "${R[raw,seqc]} MB/s" "1.00" "${R[raw,seqw]} MB/s" "1.00" "$(p raw 1)" "$(p raw 2)" "1.00"
-for c in zstd none; do
-	printf '%-22s %12s %12s %12s %12s %10s %10s %10s\n' "mount ($c image)" "${R[$c,seqc]} MB/s" "$(ratio "${R[$c,seqc]}" "${R[raw,seqc]}")" \
-		"${R[$c,seqw]} MB/s" "$(ratio "${R[$c,seqw]}" "${R[raw,seqw]}")" "$(p "$c" 1)" "$(p "$c" 2)" "$(ratio "$(p "$c" 1)" "$(p raw 1)")"
+echo "| read from | seq MB/s | × memfile | re-read MB/s | seq, image uncached | × raw uncached | rand cold p50 / p99 | × memfile p50 | allocated pages: cold p50 / p99 | × memfile p50 | warm p50 / p99 |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| raw file | ${R[raw,seq]} | – | – | ${R[raw,seqd]} | 1.00 | $(f raw rand 1) / $(f raw rand 2) | – | $(f raw used 1) / $(f raw used 2) | – | $(f raw rand 3) / $(f raw rand 4) |"
+for c in memfile zstd none; do
+	name="cbimg mount ($c image)"
+	[ "$c" = memfile ] && name="memfile (same FUSE layer, bytes in memory)"
+	d="–"
+	dr="–"
+	if [ "$c" != memfile ]; then
+		d=${R[$c,seqd]}
+		dr=$(ratio "$d" "${R[raw,seqd]}")
+	fi
+	echo "| $name | ${R[$c,seq]} | $(ratio "${R[$c,seq]}" "${R[memfile,seq]}") | ${R[$c,re]} | $d | $dr | $(f "$c" rand 1) / $(f "$c" rand 2) | $(ratio "$(f "$c" rand 1)" "$(f memfile rand 1)") | $(f "$c" used 1) / $(f "$c" used 2) | $(ratio "$(f "$c" used 1)" "$(f memfile used 1)") | $(f "$c" rand 3) / $(f "$c" rand 4) |"
 done
 echo
 for c in zstd none; do
