@@ -282,6 +282,7 @@ func (r *Reader) readStream(dst []byte, so int64) error {
 		}
 		var n int
 		fr := &r.frames[ci]
+		r.visit(int(ci))
 		if fr.Flags&FrameBlockCRC != 0 && r.direct(int(ci), len(dst)) {
 			n = int(min(int64(len(dst)), int64(fr.LogicalLen)-within))
 			if err := r.readBlocks(dst[:n], fr, within); err != nil {
@@ -314,37 +315,45 @@ const directMin = 64 << 10
 
 // direct decides how a read of n bytes from raw chunk i is served: directly
 // (a random reader pays only for the blocks it wants) unless the chunk is
-// cached already or was read in small pieces just before — then a reader
-// walking through it in small steps (file-system metadata, small files)
-// gets the whole chunk once, through the cache.
+// cached already or has just been read in several small pieces — then a
+// reader walking through it in small steps (file-system metadata, small
+// files) gets the whole chunk once, through the cache. A random read
+// through FUSE arrives as one or two requests (the page and the kernel's
+// readahead), so a few touches do not yet count as walking.
 func (r *Reader) direct(i, n int) bool {
-	if n >= directMin {
-		return !r.cache.has(i)
+	if r.cache.has(i) {
+		return false
 	}
-	return !r.cache.has(i) && !r.recent.touch(i)
+	return n >= directMin || r.recent.touch(i) < walkTouches
 }
 
-// recentChunks remembers the last few chunks read in small pieces.
+// walkTouches is how many small reads of one raw chunk in a short while
+// make it worth decoding whole.
+const walkTouches = 4
+
+// recentChunks counts small reads of the last few chunks read so.
 type recentChunks struct {
-	mu   sync.Mutex
-	ring [8]int
-	next int
-	n    int
+	mu    sync.Mutex
+	chunk [8]int
+	count [8]int
+	next  int
+	n     int
 }
 
-// touch records chunk i and reports whether it was there already.
-func (c *recentChunks) touch(i int) bool {
+// touch counts a small read of chunk i and returns its count so far.
+func (c *recentChunks) touch(i int) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := 0; k < c.n; k++ {
-		if c.ring[k] == i {
-			return true
+		if c.chunk[k] == i {
+			c.count[k]++
+			return c.count[k]
 		}
 	}
-	c.ring[c.next] = i
-	c.next = (c.next + 1) % len(c.ring)
-	c.n = min(c.n+1, len(c.ring))
-	return false
+	c.chunk[c.next], c.count[c.next] = i, 1
+	c.next = (c.next + 1) % len(c.chunk)
+	c.n = min(c.n+1, len(c.chunk))
+	return 1
 }
 
 // readBlocks fills dst with the logical bytes at within.. of a raw chunk
@@ -406,22 +415,35 @@ func checkBlocks(data, sums []byte, first int64, fr *frame) error {
 	return nil
 }
 
-// chunk returns the logical bytes of chunk i, through the cache. Reading
-// chunks in order starts decoding the next ones on other cores.
+// chunk returns the logical bytes of chunk i, through the cache.
 func (r *Reader) chunk(i int) ([]byte, error) {
 	if i < 0 || i >= len(r.frames) {
 		return nil, &FormatError{Region: "chunk", Offset: -1, Msg: fmt.Sprintf("chunk %d out of range", i), Err: ErrFormat}
 	}
-	if prev := r.last.Swap(int64(i)); prev == int64(i)-1 {
-		for k := i + 1; k <= i+readAhead && k < len(r.frames); k++ {
-			r.prefetch(k)
-		}
-	}
 	return r.cache.get(i, func() ([]byte, error) { return r.loadChunk(&r.frames[i], false) })
 }
 
-// readAhead is how many chunks a sequential reader decodes in advance.
-const readAhead = 2
+// readAhead is how many chunks a sequential reader decodes in advance, and
+// aheadSpan how far it looks for them.
+const (
+	readAhead = 2
+	aheadSpan = 8
+)
+
+// visit notes a read of chunk i. Reading chunks in order starts decoding
+// the next ones that go through the cache (compressed chunks) on other
+// cores; raw chunks with block checksums are read directly when needed.
+func (r *Reader) visit(i int) {
+	if prev := r.last.Swap(int64(i)); prev != int64(i)-1 {
+		return
+	}
+	for k, n := i+1, 0; k < len(r.frames) && k <= i+aheadSpan && n < readAhead; k++ {
+		if r.frames[k].Flags&FrameBlockCRC == 0 {
+			r.prefetch(k)
+			n++
+		}
+	}
+}
 
 // prefetch loads chunk k into the cache in the background, unless it is
 // there or too many prefetches run already.
@@ -443,12 +465,30 @@ func (r *Reader) prefetch(k int) {
 // loadChunk reads, checks and decodes one chunk. With full, the BLAKE3 sum of
 // the logical bytes is checked too (verify); random reads rely on the CRC.
 func (r *Reader) loadChunk(fr *frame, full bool) ([]byte, error) {
-	buf := make([]byte, frameHeaderLen+int(fr.StoredLen))
+	n := frameHeaderLen + int(fr.StoredLen)
+	if fr.Codec != CodecZstd {
+		buf := make([]byte, n)
+		if err := r.readAt(buf, fr.Offset, "chunk"); err != nil {
+			return nil, err
+		}
+		return decodeChunk(buf, fr, full) // the logical bytes are buf's
+	}
+	// Compressed bytes are dropped once decoded: reuse their buffers.
+	bp, _ := storedPool.Get().(*[]byte)
+	if bp == nil || cap(*bp) < n {
+		b := make([]byte, n)
+		bp = &b
+	}
+	defer storedPool.Put(bp)
+	buf := (*bp)[:n]
 	if err := r.readAt(buf, fr.Offset, "chunk"); err != nil {
 		return nil, err
 	}
 	return decodeChunk(buf, fr, full)
 }
+
+// storedPool holds buffers for the stored bytes of compressed chunks.
+var storedPool sync.Pool
 
 // decodeChunk checks a frame (header and stored bytes in buf) against the
 // table entry want and returns the logical bytes.
