@@ -111,23 +111,51 @@ randread() {
 
 declare -A R
 echo "measuring ..." >&2
+uncache "$src" # the source volume is not read again
 warm "$raw" "$work/zstd.cbi" "$work/none.cbi"
 R[raw,seqd]=$(seqread "$raw" "uncache $raw")
 R[raw,seq]=$(seqread "$raw" "warm $raw")
 R[raw,rand]=$(randread "$raw" "uncache $raw")
 R[raw,used]=$(randread "$raw" "uncache $raw" used)
+# srcof NAME: what remount takes for a row.
+srcof() { if [ "$1" = memfile ]; then echo memfile; else echo "$work/$1.cbi"; fi; }
+# timed: nanoseconds of one dd of volume.raw.
+timed() {
+	local t0
+	t0=$(date +%s%N)
+	dd if="$mnt/volume.raw" of=/dev/null bs=1M status=none
+	echo $(($(date +%s%N) - t0))
+}
+# Sequential reads, the three sources in turn in every round, so that the
+# machine's drift hits them alike.
+declare -A T
+for _ in $(seq 1 "$runs"); do
+	for c in memfile zstd none; do
+		src=$(srcof "$c")
+		warm "$raw"
+		[ "$c" = memfile ] || warm "$src"
+		remount "$src"
+		T[$c,seq]+="$(timed) "
+		T[$c,re]+="$(timed) " # the same mount: volume.raw's page cache
+		if [ "$c" != memfile ]; then
+			uncache "$src"
+			remount "$src"
+			T[$c,seqd]+="$(timed) "
+		fi
+	done
+done
+umnt
+mbps() { python3 -c "import statistics,sys; print(round(int(sys.argv[1]) / statistics.median(map(int, sys.argv[2:])) * 1e3))" "$(stat -c %s "$raw")" $1; }
 for c in memfile zstd none; do
-	src=$work/$c.cbi
-	[ "$c" = memfile ] && src=memfile
-	# Fresh mount; bytes in memory (memfile) or the image in the page cache.
-	R[$c,seq]=$(seqread "$mnt/volume.raw" "warm $raw; [ $c = memfile ] || warm $src; remount $src")
-	# Read again in the same mount: from the page cache of volume.raw.
-	R[$c,re]=$(seqread "$mnt/volume.raw" "true")
+	R[$c,seq]=$(mbps "${T[$c,seq]}")
+	R[$c,re]=$(mbps "${T[$c,re]}")
+	[ "$c" = memfile ] || R[$c,seqd]=$(mbps "${T[$c,seqd]}")
+done
+for c in memfile zstd none; do
+	src=$(srcof "$c")
 	R[$c,rand]=$(randread "$mnt/volume.raw" "remount $src")
 	R[$c,used]=$(randread "$mnt/volume.raw" "remount $src" used)
 	if [ "$c" != memfile ]; then
-		# The image not in the page cache either.
-		R[$c,seqd]=$(seqread "$mnt/volume.raw" "uncache $src; remount $src")
 		umnt
 		t0=$(date +%s%N)
 		out=$("$cbimg" mount --json "$src" "$mnt")
@@ -146,7 +174,7 @@ ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 f() { echo "${R[$1,$2]}" | cut -d' ' -f"$3"; }
 echo
 echo "cbimg mount benchmark: NTFS $size MiB, $(du -m "$work/zstd.cbi" | cut -f1) MiB zstd image, $(du -m "$work/none.cbi" | cut -f1) MiB uncompressed; $(nproc) cores; kernel $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "sequential: dd bs=1M of volume.raw, median of $runs, fresh mount (seq) and again in the same mount (re-read);"
+echo "sequential: dd bs=1M of volume.raw, median of $runs rounds (memfile, zstd, none in turn), fresh mount (seq) and again in the same mount (re-read);"
 echo "random: $nrand preads of 4 KiB over the whole volume and over allocated pages only, fresh mount (cold), then the same offsets again (warm), µs"
 echo
 echo "| read from | seq MB/s | × memfile | re-read MB/s | seq, image uncached | × raw uncached | rand cold p50 / p99 | × memfile p50 | allocated pages: cold p50 / p99 | × memfile p50 | warm p50 / p99 |"
