@@ -5,10 +5,12 @@ package winetest
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,10 +139,17 @@ func inPlace(t *testing.T, ntfs bool, drive string) {
 	listing := oracle.Live(oracle.FLS(t, vol))
 	dir, unmount = mountRW(t, vol, ntfs)
 	env.MapDrive(t, drive, dir)
+	// A regular file to delete, the same in every run (fls also lists a FAT
+	// volume label, which is no file).
 	var victim string
-	for p := range before {
-		victim = p
-		break
+	for _, p := range slices.Sorted(maps.Keys(before)) {
+		if st, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err == nil && st.Mode().IsRegular() {
+			victim = p
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatal("no regular file to delete")
 	}
 	if err := os.Remove(filepath.Join(dir, filepath.FromSlash(victim))); err != nil {
 		t.Fatal(err)
