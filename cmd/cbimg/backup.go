@@ -31,7 +31,7 @@ func (o *backupOptions) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Excludes, "exclude", nil, "leave out files matching GLOB (case-insensitive; with a / it matches the whole path); repeatable")
 	f.BoolVar(&o.NoDefaultExcludes, "no-default-excludes", false, "also image hiberfil.sys, pagefile.sys, swapfile.sys and cbimg images on the volume")
 	f.BoolVar(&o.Force, "force", false, "back up a source that is mounted read-write")
-	f.StringVar(&o.ChunkSize, "chunk-size", "1M", "logical bytes per compressed chunk (64K to 64M): smaller chunks serve random reads of a mounted image faster, larger ones compress better")
+	f.StringVar(&o.ChunkSize, "chunk-size", "1M", "logical bytes per compressed chunk (64K to 64M): smaller chunks serve random reads of compressed data in a mounted image faster, larger ones compress better")
 	f.BoolVar(&o.Rescue, "rescue", false, "store unreadable clusters as zeros, list them in the image, and go on")
 	f.BoolVar(&o.SectorBySector, "sector-by-sector", false, "copy every sector without reading the file system (BitLocker or unknown volumes)")
 }
