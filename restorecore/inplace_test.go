@@ -14,9 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cbimg/cbimg/backupcore"
 	"github.com/cbimg/cbimg/image"
@@ -99,15 +97,7 @@ func mountNTFS(t *testing.T, vol string, opts ...string) (string, func()) {
 	for _, x := range opts {
 		o += "," + x
 	}
-	cmd := exec.Command("ntfs-3g", "-o", o, vol, dir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	return dir, waitMount(t, dir, exited, &out)
+	return dir, testvol.MountDriver(t, exec.Command("ntfs-3g", "-o", o, vol, dir), dir)
 }
 
 // mountFusefat mounts a FAT volume read-write with fusefat.
@@ -117,53 +107,8 @@ func mountFusefat(t *testing.T, vol string) (string, func()) {
 		t.Fatalf("fusefat is missing (apt-get install fusefat)")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command("fusefat", "-f", "-o", "rw+", vol, dir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	return dir, waitMount(t, dir, exited, &out)
+	return dir, testvol.MountDriver(t, exec.Command("fusefat", "-f", "-o", "rw+", vol, dir), dir)
 }
-
-func waitMount(t *testing.T, dir string, exited chan struct{}, out *bytes.Buffer) func() {
-	t.Helper()
-	parent, _ := os.Stat(filepath.Dir(dir))
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if st, err := os.Stat(dir); err == nil && devOf(st) != devOf(parent) {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("mount %s failed: %s", dir, out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mount %s timed out", dir)
-		}
-	}
-	done := false
-	unmount := func() {
-		if done {
-			return
-		}
-		done = true
-		if err := exec.Command("fusermount", "-u", dir).Run(); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-		select {
-		case <-exited:
-		case <-time.After(60 * time.Second):
-			t.Errorf("driver for %s did not exit", dir)
-		}
-	}
-	t.Cleanup(unmount)
-	return unmount
-}
-
-func devOf(fi os.FileInfo) uint64 { return uint64(fi.Sys().(*syscall.Stat_t).Dev) }
 
 // sha identifies the state of a volume file: any write changes its
 // modification time (nanoseconds) or its first 32 MiB, where the metadata is.

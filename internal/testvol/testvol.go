@@ -593,3 +593,77 @@ func (s SlowFile) ReadAt(p []byte, off int64) (int, error) {
 
 // Size is the file's length.
 func (s SlowFile) Size() int64 { return s.Bytes }
+
+// MountDriver starts cmd, a FUSE driver running in the foreground that
+// mounts at dir, waits until dir is a mount, and returns the function that
+// unmounts it (fusermount -u) and waits for the driver to write everything
+// and exit; it also runs at cleanup.
+func MountDriver(t testing.TB, cmd *exec.Cmd, dir string) func() {
+	t.Helper()
+	out := &driverOutput{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	devOf := func(fi os.FileInfo) uint64 { return uint64(fi.Sys().(*syscall.Stat_t).Dev) }
+	parent, err := os.Stat(filepath.Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if st, err := os.Stat(dir); err == nil && devOf(st) != devOf(parent) {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s: mount at %s failed: %s", cmd.Path, dir, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("%s: mount at %s timed out", cmd.Path, dir)
+		}
+	}
+	done := false
+	unmount := func() {
+		if done {
+			return
+		}
+		done = true
+		if err := exec.Command("fusermount", "-u", dir).Run(); err != nil {
+			cmd.Process.Kill()
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+		select {
+		case <-exited:
+		case <-time.After(60 * time.Second):
+			t.Errorf("the driver for %s did not exit", dir)
+		}
+	}
+	t.Cleanup(unmount)
+	return unmount
+}
+
+// driverOutput keeps the first 64 KiB a driver prints (fusefat traces every
+// call).
+type driverOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *driverOutput) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if room := 64<<10 - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (l *driverOutput) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

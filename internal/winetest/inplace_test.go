@@ -12,9 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cbimg/cbimg/internal/oracle"
 	"github.com/cbimg/cbimg/internal/testvol"
@@ -224,62 +222,5 @@ func mountRW(t *testing.T, vol string, ntfs bool) (string, func()) {
 		testvol.Need(t, "fusefat", "fusermount")
 		cmd = exec.Command("fusefat", "-f", "-o", "rw+", vol, dir)
 	}
-	var out limitedBuf
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	parent, err := os.Stat(filepath.Dir(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if st, err := os.Stat(dir); err == nil && devOf(st) != devOf(parent) {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("mount %s: %s", vol, out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("mount %s timed out", vol)
-		}
-	}
-	done := false
-	unmount := func() {
-		if done {
-			return
-		}
-		done = true
-		if err := exec.Command("fusermount", "-u", dir).Run(); err != nil {
-			cmd.Process.Kill()
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-		select {
-		case <-exited:
-		case <-time.After(60 * time.Second):
-			t.Errorf("the driver for %s did not exit", dir)
-		}
-	}
-	t.Cleanup(unmount)
-	return dir, unmount
+	return dir, testvol.MountDriver(t, cmd, dir)
 }
-
-// limitedBuf keeps the first 64 KiB a driver prints (fusefat traces every
-// call).
-type limitedBuf struct{ b bytes.Buffer }
-
-func (l *limitedBuf) Write(p []byte) (int, error) {
-	if room := 64<<10 - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (l *limitedBuf) String() string { return l.b.String() }
-
-func devOf(fi os.FileInfo) uint64 { return uint64(fi.Sys().(*syscall.Stat_t).Dev) }
