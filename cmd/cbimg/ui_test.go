@@ -3,9 +3,7 @@
 package main
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,14 +12,12 @@ import (
 
 	"github.com/cbimg/cbimg/internal/oracle"
 	"github.com/cbimg/cbimg/internal/testvol"
+	"github.com/cbimg/cbimg/internal/tmuxtest"
 	"github.com/cbimg/cbimg/mount"
 )
 
 // tmuxUI drives "cbimg ui" in a detached 80x25 tmux window.
-type tmuxUI struct {
-	t      *testing.T
-	socket string
-}
+type tmuxUI struct{ *tmuxtest.Window }
 
 func startUI(t *testing.T, args ...string) *tmuxUI {
 	t.Helper()
@@ -32,96 +28,11 @@ func startUI(t *testing.T, args ...string) *tmuxUI {
 // so that its exit status can be read ("EXITED n").
 func startTmux(t *testing.T, command ...string) *tmuxUI {
 	t.Helper()
-	testvol.Need(t, "tmux")
-	u := &tmuxUI{t: t, socket: fmt.Sprintf("cbimg-ui-%d-%d", os.Getpid(), time.Now().UnixNano())}
-	sh := commandLine(append([]string{"env", "TERM=xterm", "NO_COLOR=1"}, command...)...) + `; echo "EXITED $?"; sleep 600`
-	if out, err := exec.Command("tmux", "-L", u.socket, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "25", "-s", "ui", "sh", "-c", sh).CombinedOutput(); err != nil {
-		t.Fatalf("tmux: %v %s", err, out)
+	q := []string{"env", "TERM=xterm", "NO_COLOR=1"}
+	for _, a := range command {
+		q = append(q, tmuxtest.Quote(a))
 	}
-	t.Cleanup(func() { exec.Command("tmux", "-L", u.socket, "kill-server").Run() })
-	return u
-}
-
-func (u *tmuxUI) screen() string {
-	out, err := exec.Command("tmux", "-L", u.socket, "capture-pane", "-p", "-t", "ui").Output()
-	if err != nil {
-		u.t.Fatalf("capture-pane: %v", err)
-	}
-	return string(out)
-}
-
-// waitFor waits until every text is on the screen and returns the screen.
-func (u *tmuxUI) waitFor(timeout time.Duration, texts ...string) string {
-	u.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		s := u.screen()
-		missing := ""
-		for _, x := range texts {
-			if !strings.Contains(s, x) {
-				missing = x
-				break
-			}
-		}
-		if missing == "" {
-			return s
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("no %q on the screen after %v:\n%s", missing, timeout, s)
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-}
-
-// keys sends tmux key names (Enter, Escape, Down, C-u).
-func (u *tmuxUI) keys(keys ...string) {
-	u.t.Helper()
-	if out, err := exec.Command("tmux", append([]string{"-L", u.socket, "send-keys", "-t", "ui"}, keys...)...).CombinedOutput(); err != nil {
-		u.t.Fatalf("send-keys: %v %s", err, out)
-	}
-}
-
-// typeText sends literal text.
-func (u *tmuxUI) typeText(s string) {
-	u.t.Helper()
-	if out, err := exec.Command("tmux", "-L", u.socket, "send-keys", "-t", "ui", "-l", s).CombinedOutput(); err != nil {
-		u.t.Fatalf("send-keys: %v %s", err, out)
-	}
-}
-
-// cursorLine is the line marked with ">".
-func cursorLine(s string) string {
-	for _, l := range strings.Split(s, "\n") {
-		if strings.HasPrefix(l, ">") {
-			return l
-		}
-	}
-	return ""
-}
-
-// pressUntil presses key until the cursor line contains text.
-func (u *tmuxUI) pressUntil(key, text string) {
-	u.t.Helper()
-	for range 20 {
-		if strings.Contains(cursorLine(u.screen()), text) {
-			return
-		}
-		before := u.screen()
-		u.keys(key)
-		deadline := time.Now().Add(5 * time.Second)
-		for u.screen() == before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	u.t.Fatalf("no %q under the cursor:\n%s", text, u.screen())
-}
-
-func commandLine(args ...string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	return strings.Join(q, " ")
+	return &tmuxUI{tmuxtest.Start(t, "sh", "-c", strings.Join(q, " ")+`; echo "EXITED $?"; sleep 600`)}
 }
 
 // noWiderThan checks the 80-column promise on a screen capture.
@@ -151,52 +62,52 @@ func TestUIBackupThenRestore(t *testing.T) {
 	srcName := filepath.Base(src)
 
 	u := startUI(t, "--images", imgs, src, target)
-	s := u.waitFor(20*time.Second, "choose an action", "fat32", "used", "Back up "+srcName, "no NTFS/FAT file system", "Images in "+imgs, "no images yet")
+	s := u.WaitFor(20*time.Second, "choose an action", "fat32", "used", "Back up "+srcName, "no NTFS/FAT file system", "Images in "+imgs, "no images yet")
 	noWiderThan(t, s, 80)
 	if strings.Contains(s, "Back up target.img") {
 		t.Errorf("a blank file is offered for backup:\n%s", s)
 	}
 
 	// The backup form: defaults shown, the image name typed over.
-	u.pressUntil("b", "Back up "+srcName)
-	u.keys("Enter")
-	s = u.waitFor(10*time.Second, "Image file", "free there", "Compression", "zstd:3 (default)", "Split size", "Default excl.", "Also exclude")
+	u.PressUntil("b", "Back up "+srcName)
+	u.Keys("Enter")
+	s = u.WaitFor(10*time.Second, "Image file", "free there", "Compression", "zstd:3 (default)", "Split size", "Default excl.", "Also exclude")
 	if !strings.Contains(s, "/imgs/CBIMGTEST-") {
 		t.Errorf("the image is not proposed in %s, named after the label:\n%s", imgs, s)
 	}
 	img := filepath.Join(imgs, "vol.cbi")
-	u.keys("C-u")
-	u.typeText(img)
-	u.keys("Tab", "Tab", "Tab", "Tab", "Tab")
-	u.waitFor(5*time.Second, "> [ Continue ]")
-	u.keys("Enter")
-	s = u.waitFor(10*time.Second, "summary: nothing has been done yet", "(new file)", "Same from a script", "backup")
+	u.Keys("C-u")
+	u.Type(img)
+	u.Keys("Tab", "Tab", "Tab", "Tab", "Tab")
+	u.WaitFor(5*time.Second, "> [ Continue ]")
+	u.Keys("Enter")
+	s = u.WaitFor(10*time.Second, "summary: nothing has been done yet", "(new file)", "Same from a script", "backup")
 	noWiderThan(t, s, 80)
-	u.keys("Enter")
-	s = u.waitFor(30*time.Second, "Backup: OK", "Verify: OK", "digest matches", "Same from a script", "verify")
+	u.Keys("Enter")
+	s = u.WaitFor(30*time.Second, "Backup: OK", "Verify: OK", "digest matches", "Same from a script", "verify")
 	noWiderThan(t, s, 80)
 	if _, err := os.Stat(img); err != nil {
 		t.Fatalf("no image after the backup: %v", err)
 	}
 
 	// Back on the menu the new image is offered for a restore.
-	u.keys("Enter")
-	u.waitFor(20*time.Second, "image vol.cbi", "Restore target.img from vol.cbi", "Verify vol.cbi", "Mount vol.cbi", "Browse files in vol.cbi")
-	u.pressUntil("r", "Restore target.img from vol.cbi")
-	u.keys("Enter")
-	s = u.waitFor(10*time.Second, "RESTORE: everything on the target is overwritten", "ALL OF IT WILL BE OVERWRITTEN", "target.img", "restore --yes")
+	u.Keys("Enter")
+	u.WaitFor(20*time.Second, "image vol.cbi", "Restore target.img from vol.cbi", "Verify vol.cbi", "Mount vol.cbi", "Browse files in vol.cbi")
+	u.PressUntil("r", "Restore target.img from vol.cbi")
+	u.Keys("Enter")
+	s = u.WaitFor(10*time.Second, "RESTORE: everything on the target is overwritten", "ALL OF IT WILL BE OVERWRITTEN", "target.img", "restore --yes")
 	noWiderThan(t, s, 80)
 	// A wrong name does nothing.
-	u.typeText("nope")
-	u.keys("Enter")
-	u.waitFor(5*time.Second, "type target.img exactly")
+	u.Type("nope")
+	u.Keys("Enter")
+	u.WaitFor(5*time.Second, "type target.img exactly")
 	if b, _ := os.ReadFile(target); !oracle.IsZero(b) {
 		t.Fatal("target written before the confirmation")
 	}
-	u.keys("C-u")
-	u.typeText("target.img")
-	u.keys("Enter")
-	s = u.waitFor(30*time.Second, "Restore: OK", "The target now holds fat32", "Same from a script")
+	u.Keys("C-u")
+	u.Type("target.img")
+	u.Keys("Enter")
+	s = u.WaitFor(30*time.Second, "Restore: OK", "The target now holds fat32", "Same from a script")
 	noWiderThan(t, s, 80)
 
 	oracle.FsckFAT(t, target)
@@ -210,16 +121,16 @@ func TestUIBackupThenRestore(t *testing.T) {
 	}
 
 	// The file browser shows the volume's files.
-	u.keys("Enter")
-	u.waitFor(20*time.Second, "Browse files in vol.cbi")
-	u.pressUntil("f", "Browse files in vol.cbi")
-	u.keys("Enter")
-	s = u.waitFor(10*time.Second, "files in vol.cbi", "NAME", "SIZE")
+	u.Keys("Enter")
+	u.WaitFor(20*time.Second, "Browse files in vol.cbi")
+	u.PressUntil("f", "Browse files in vol.cbi")
+	u.Keys("Enter")
+	s = u.WaitFor(10*time.Second, "files in vol.cbi", "NAME", "SIZE")
 	noWiderThan(t, s, 80)
-	u.keys("Escape")
-	u.waitFor(5*time.Second, "choose an action")
-	u.keys("q")
-	u.waitFor(10*time.Second, "EXITED 0")
+	u.Keys("Escape")
+	u.WaitFor(5*time.Second, "choose an action")
+	u.Keys("q")
+	u.WaitFor(10*time.Second, "EXITED 0")
 }
 
 // Cancelling a backup from the live view leaves no image behind.
@@ -249,23 +160,23 @@ func TestUICancelBackup(t *testing.T) {
 	os.Mkdir(imgs, 0o755)
 
 	u := startUI(t, "--images", imgs, src)
-	u.waitFor(30*time.Second, "choose an action", "ntfs", "Back up volume.raw")
-	u.pressUntil("b", "Back up volume.raw")
-	u.keys("Enter")
-	u.waitFor(10*time.Second, "Image file")
-	u.keys("Tab", "Tab", "Tab", "Tab", "Tab", "Enter")
-	u.waitFor(10*time.Second, "summary: nothing has been done yet")
-	u.keys("Enter")
-	s := u.waitFor(30*time.Second, "Phase     copy", "ETA")
+	u.WaitFor(30*time.Second, "choose an action", "ntfs", "Back up volume.raw")
+	u.PressUntil("b", "Back up volume.raw")
+	u.Keys("Enter")
+	u.WaitFor(10*time.Second, "Image file")
+	u.Keys("Tab", "Tab", "Tab", "Tab", "Tab", "Enter")
+	u.WaitFor(10*time.Second, "summary: nothing has been done yet")
+	u.Keys("Enter")
+	s := u.WaitFor(30*time.Second, "Phase     copy", "ETA")
 	noWiderThan(t, s, 80)
-	u.keys("Escape")
-	u.waitFor(30*time.Second, "Backup: CANCELLED", "No image was left behind")
+	u.Keys("Escape")
+	u.WaitFor(30*time.Second, "Backup: CANCELLED", "No image was left behind")
 	ents, _ := os.ReadDir(imgs)
 	if len(ents) != 0 {
 		t.Fatalf("left in the image directory after a cancel: %v", ents)
 	}
-	u.keys("q")
-	u.waitFor(10*time.Second, "EXITED 0")
+	u.Keys("q")
+	u.WaitFor(10*time.Second, "EXITED 0")
 }
 
 // An image made inside the partition it backs up is offered for a restore
@@ -281,13 +192,13 @@ func TestUIRestoreInPlace(t *testing.T) {
 	testvol.Run(t, "mdel", "-i", vol, "::/Data/1MiB.bin")
 
 	u := startUI(t, vol)
-	u.waitFor(20*time.Second, "image "+name+":/self.cbi", "Restore "+name+" in place from /self.cbi (on it)")
-	u.pressUntil("i", "in place")
-	u.keys("Enter")
-	u.waitFor(10*time.Second, "RESTORE: everything on the target is overwritten", "The image lies on the target")
-	u.typeText(name)
-	u.keys("Enter")
-	u.waitFor(30*time.Second, "Restore: OK")
+	u.WaitFor(20*time.Second, "image "+name+":/self.cbi", "Restore "+name+" in place from /self.cbi (on it)")
+	u.PressUntil("i", "in place")
+	u.Keys("Enter")
+	u.WaitFor(10*time.Second, "RESTORE: everything on the target is overwritten", "The image lies on the target")
+	u.Type(name)
+	u.Keys("Enter")
+	u.WaitFor(30*time.Second, "Restore: OK")
 	oracle.FsckFAT(t, vol)
 	if after := oracle.Live(oracle.FLS(t, vol)); !slices.Equal(before, after) {
 		t.Fatalf("fls after the restore in place:\n%v\nwant\n%v", after, before)
@@ -295,8 +206,8 @@ func TestUIRestoreInPlace(t *testing.T) {
 	if _, stderr, code := cbimg(t, nil, "verify", vol+":/self.cbi"); code != 0 {
 		t.Fatalf("the image after its restore in place: %d %s", code, stderr)
 	}
-	u.keys("q")
-	u.waitFor(10*time.Second, "EXITED 0")
+	u.Keys("q")
+	u.WaitFor(10*time.Second, "EXITED 0")
 }
 
 // Plain "cbimg" on a terminal points to the menu; piped, it prints only
@@ -310,5 +221,5 @@ func TestRootHint(t *testing.T) {
 		t.Fatalf("cbimg ui without a terminal: exit %d %s", code, stderr)
 	}
 	u := startTmux(t, bin)
-	u.waitFor(10*time.Second, `Run "cbimg ui"`, "EXITED 0")
+	u.WaitFor(10*time.Second, `Run "cbimg ui"`, "EXITED 0")
 }

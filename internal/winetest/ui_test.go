@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,21 +15,20 @@ import (
 
 	"github.com/cbimg/cbimg/internal/oracle"
 	"github.com/cbimg/cbimg/internal/testvol"
+	"github.com/cbimg/cbimg/internal/tmuxtest"
 	"github.com/cbimg/cbimg/mount"
 )
 
 // wineUI drives "cbimg.exe ui" under Wine in a detached 80x25 tmux window,
 // the way a technician's keys reach a Windows console.
 type wineUI struct {
-	t      *testing.T
-	socket string
-	raw    string // all the terminal received (tmux pipe-pane)
+	*tmuxtest.Window
+	t   *testing.T
+	raw string // all the terminal received (tmux pipe-pane)
 }
 
 // uiWinPath is how Windows programs under Wine name a Linux path.
 func uiWinPath(p string) string { return "Z:" + strings.ReplaceAll(p, "/", `\`) }
-
-func uiShQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // startWineUI runs cbimg.exe with args in dir. The shell stays after it
 // exits so that its status can be read ("EXITED n"). Wine's own notices
@@ -38,106 +36,32 @@ func uiShQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`
 // which would write over the menu, so that goes to a file.
 func startWineUI(t *testing.T, dir string, args ...string) *wineUI {
 	t.Helper()
-	testvol.Need(t, "tmux")
-	u := &wineUI{t: t, socket: fmt.Sprintf("cbimg-wine-ui-%d-%d", os.Getpid(), time.Now().UnixNano()), raw: filepath.Join(dir, "terminal.raw")}
+	u := &wineUI{t: t, raw: filepath.Join(dir, "terminal.raw")}
 	var sh strings.Builder
-	fmt.Fprintf(&sh, "cd %s\n", uiShQuote(dir))
+	fmt.Fprintf(&sh, "cd %s\n", tmuxtest.Quote(dir))
 	for _, kv := range env.env {
 		if strings.HasPrefix(kv, "WINE") {
-			fmt.Fprintf(&sh, "export %s\n", uiShQuote(kv))
+			fmt.Fprintf(&sh, "export %s\n", tmuxtest.Quote(kv))
 		}
 	}
 	sh.WriteString("unset DISPLAY WAYLAND_DISPLAY\n")
 	go1 := filepath.Join(dir, "terminal.go")
-	fmt.Fprintf(&sh, "while [ ! -e %s ]; do sleep 0.05; done\n", uiShQuote(go1))
-	cmd := []string{"wine", uiShQuote(env.Exe)}
+	fmt.Fprintf(&sh, "while [ ! -e %s ]; do sleep 0.05; done\n", tmuxtest.Quote(go1))
+	cmd := []string{"wine", tmuxtest.Quote(env.Exe)}
 	for _, a := range args {
-		cmd = append(cmd, uiShQuote(a))
+		cmd = append(cmd, tmuxtest.Quote(a))
 	}
-	fmt.Fprintf(&sh, "%s 2>%s\necho \"EXITED $?\"\nsleep 600\n", strings.Join(cmd, " "), uiShQuote(filepath.Join(dir, "wine-stderr.txt")))
+	fmt.Fprintf(&sh, "%s 2>%s\necho \"EXITED $?\"\nsleep 600\n", strings.Join(cmd, " "), tmuxtest.Quote(filepath.Join(dir, "wine-stderr.txt")))
 	script := filepath.Join(dir, "ui.sh")
 	if err := os.WriteFile(script, []byte(sh.String()), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	u.tmux("new-session", "-d", "-x", "80", "-y", "25", "-s", "ui", "sh", script)
-	t.Cleanup(func() {
-		exec.Command("tmux", "-L", u.socket, "kill-server").Run()
-		os.Remove(filepath.Join(os.TempDir(), fmt.Sprintf("tmux-%d", os.Getuid()), u.socket))
-	})
-	u.tmux("pipe-pane", "-t", "ui", "cat > "+uiShQuote(u.raw))
+	u.Window = tmuxtest.Start(t, "sh", script)
+	u.Tmux("pipe-pane", "-t", "ui", "cat > "+tmuxtest.Quote(u.raw))
 	if err := os.WriteFile(go1, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return u
-}
-
-func (u *wineUI) tmux(args ...string) string {
-	u.t.Helper()
-	out, err := exec.Command("tmux", append([]string{"-L", u.socket}, args...)...).CombinedOutput()
-	if err != nil {
-		u.t.Fatalf("tmux %s: %v %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func (u *wineUI) screen() string { return u.tmux("capture-pane", "-p", "-t", "ui") }
-
-// waitFor waits until every text is on the screen and the screen stays
-// the same for a moment, and returns the screen.
-func (u *wineUI) waitFor(timeout time.Duration, texts ...string) string {
-	u.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for prev := ""; ; prev = u.screen() {
-		time.Sleep(30 * time.Millisecond)
-		s := u.screen()
-		missing := ""
-		if s != prev {
-			missing = "the same screen twice"
-		}
-		for _, x := range texts {
-			if !strings.Contains(s, x) {
-				missing = x
-				break
-			}
-		}
-		if missing == "" {
-			return s
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("no %q on the screen after %v:\n%s", missing, timeout, s)
-		}
-	}
-}
-
-// keys sends tmux key names (Enter, Escape, Tab).
-func (u *wineUI) keys(keys ...string) {
-	u.t.Helper()
-	u.tmux(append([]string{"send-keys", "-t", "ui"}, keys...)...)
-}
-
-// typeText sends literal text.
-func (u *wineUI) typeText(s string) {
-	u.t.Helper()
-	u.tmux("send-keys", "-t", "ui", "-l", s)
-}
-
-// pressUntil presses key until the line marked ">" contains text.
-func (u *wineUI) pressUntil(key, text string) {
-	u.t.Helper()
-	for range 20 {
-		s := u.screen()
-		for _, l := range strings.Split(s, "\n") {
-			if strings.HasPrefix(l, ">") && strings.Contains(l, text) {
-				return
-			}
-		}
-		u.keys(key)
-		deadline := time.Now().Add(5 * time.Second)
-		for u.screen() == s && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	u.t.Fatalf("no %q under the cursor:\n%s", text, u.screen())
 }
 
 // whole checks that a capture is one whole screen: 25 lines of at most 80
@@ -234,28 +158,28 @@ func TestUIUnderWine(t *testing.T) {
 	}
 	menuKeys := "Enter choose  b/r/v/m/f backup/restore/verify/mount/files  a add  s scan  q quit"
 	u := startWineUI(t, dir, "ui", "--images", uiWinPath(imgs))
-	s := u.waitFor(60*time.Second, "choose an action", "Images in "+uiWinPath(imgs), "no images yet", "Press a to name a disk")
+	s := u.WaitSteady(60*time.Second, "choose an action", "Images in "+uiWinPath(imgs), "no images yet", "Press a to name a disk")
 	u.whole(s, "choose an action", menuKeys)
 
-	u.keys("a")
-	s = u.waitFor(10*time.Second, "Add a disk, partition or file", "Disk or file", `\\.\PhysicalDrive1`)
+	u.Keys("a")
+	s = u.WaitSteady(10*time.Second, "Add a disk, partition or file", "Disk or file", `\\.\PhysicalDrive1`)
 	u.whole(s, "Add a disk, partition or file", "Up/Down field")
-	u.typeText(uiWinPath(vol))
-	u.keys("Enter", "Enter")
-	s = u.waitFor(30*time.Second, "Volume "+uiWinPath(vol), "fat32", `"CBIMGTEST"`, "used", "Back up vol.img to "+uiWinPath(imgs))
+	u.Type(uiWinPath(vol))
+	u.Keys("Enter", "Enter")
+	s = u.WaitSteady(30*time.Second, "Volume "+uiWinPath(vol), "fat32", `"CBIMGTEST"`, "used", "Back up vol.img to "+uiWinPath(imgs))
 	u.whole(s, "choose an action", menuKeys)
 
-	u.pressUntil("b", "Back up vol.img")
-	u.keys("Enter")
-	s = u.waitFor(10*time.Second, "Image file", "free there", "Compression", "zstd:3 (default)", "Split size", "Default excl.", "Also exclude")
+	u.PressUntil("b", "Back up vol.img")
+	u.Keys("Enter")
+	s = u.WaitSteady(10*time.Second, "Image file", "free there", "Compression", "zstd:3 (default)", "Split size", "Default excl.", "Also exclude")
 	u.whole(s, "Back up "+uiWinPath(vol), "Up/Down field")
-	u.keys("Tab", "Tab", "Tab", "Tab", "Tab")
-	u.waitFor(5*time.Second, "> [ Continue ]")
-	u.keys("Enter")
-	s = u.waitFor(10*time.Second, "(new file)", "Same from a script", "cbimg backup "+uiWinPath(vol))
+	u.Keys("Tab", "Tab", "Tab", "Tab", "Tab")
+	u.WaitSteady(5*time.Second, "> [ Continue ]")
+	u.Keys("Enter")
+	s = u.WaitSteady(10*time.Second, "(new file)", "Same from a script", "cbimg backup "+uiWinPath(vol))
 	u.whole(s, "summary: nothing has been done yet", "Enter start")
-	u.keys("Enter")
-	s = u.waitFor(60*time.Second, "Verify: OK", "digest matches", "Same from a script", "cbimg verify")
+	u.Keys("Enter")
+	s = u.WaitSteady(60*time.Second, "Verify: OK", "digest matches", "Same from a script", "cbimg verify")
 	u.whole(s, "Backup: OK", "Enter back to the menu")
 	t.Logf("result screen under Wine:\n%s", s)
 	ents, err := os.ReadDir(imgs)
@@ -268,20 +192,20 @@ func TestUIUnderWine(t *testing.T) {
 		t.Errorf("the result does not give the command line %s:\n%s", want, s)
 	}
 
-	u.keys("Enter")
-	s = u.waitFor(30*time.Second, "image "+name, "Restore vol.img from "+name, "Verify "+name, "Mount "+name, "Browse files in "+name)
+	u.Keys("Enter")
+	s = u.WaitSteady(30*time.Second, "image "+name, "Restore vol.img from "+name, "Verify "+name, "Mount "+name, "Browse files in "+name)
 	u.whole(s, "choose an action", menuKeys)
-	u.pressUntil("v", "Verify "+name)
-	u.keys("Enter")
-	s = u.waitFor(30*time.Second, "Verify: OK", "cbimg verify ")
+	u.PressUntil("v", "Verify "+name)
+	u.Keys("Enter")
+	s = u.WaitSteady(30*time.Second, "Verify: OK", "cbimg verify ")
 	if !strings.Contains(uiFlat(s), "cbimg verify "+uiWinPath(img)) {
 		t.Errorf("the verify result does not give the command line:\n%s", s)
 	}
 	u.whole(s, "Verify: OK", "Enter back to the menu")
-	u.keys("Enter")
-	u.waitFor(10*time.Second, "choose an action")
-	u.keys("q")
-	u.waitFor(10*time.Second, "EXITED 0")
+	u.Keys("Enter")
+	u.WaitSteady(10*time.Second, "choose an action")
+	u.Keys("q")
+	u.WaitSteady(10*time.Second, "EXITED 0")
 	u.checkRaw()
 
 	uiOK(t, "cbimg verify (Linux) of the image made under Wine", env.Native(t, dir, nil, "verify", img))
@@ -342,23 +266,23 @@ func TestUICancelUnderWine(t *testing.T) {
 	}
 
 	u := startWineUI(t, dir, "ui", "--images", uiWinPath(imgs), src)
-	u.waitFor(60*time.Second, "choose an action", "Volume "+src, "fat32", "Back up "+mount.FileName)
-	u.pressUntil("b", "Back up "+mount.FileName)
-	u.keys("Enter")
-	u.waitFor(10*time.Second, "Image file")
-	u.keys("Tab", "Tab", "Tab", "Tab", "Tab", "Enter")
-	u.waitFor(10*time.Second, "summary: nothing has been done yet")
-	u.keys("Enter")
-	s := u.waitFor(60*time.Second, "Phase     copy", "ETA")
+	u.WaitSteady(60*time.Second, "choose an action", "Volume "+src, "fat32", "Back up "+mount.FileName)
+	u.PressUntil("b", "Back up "+mount.FileName)
+	u.Keys("Enter")
+	u.WaitSteady(10*time.Second, "Image file")
+	u.Keys("Tab", "Tab", "Tab", "Tab", "Tab", "Enter")
+	u.WaitSteady(10*time.Second, "summary: nothing has been done yet")
+	u.Keys("Enter")
+	s := u.WaitSteady(60*time.Second, "Phase     copy", "ETA")
 	u.whole(s, "Backing up "+mount.FileName, "Esc or c cancel")
 	t.Logf("live view under Wine:\n%s", s)
-	u.keys("Escape")
-	s = u.waitFor(60*time.Second, "No image was left behind")
+	u.Keys("Escape")
+	s = u.WaitSteady(60*time.Second, "No image was left behind")
 	u.whole(s, "Backup: CANCELLED", "Enter back to the menu")
 	if ents, _ := os.ReadDir(imgs); len(ents) != 0 {
 		t.Fatalf("left in the image directory after a cancel: %v", ents)
 	}
-	u.keys("q")
-	u.waitFor(10*time.Second, "EXITED 0")
+	u.Keys("q")
+	u.WaitSteady(10*time.Second, "EXITED 0")
 	u.checkRaw()
 }
