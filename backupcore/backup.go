@@ -31,6 +31,11 @@ type Options struct {
 	Level     int         // zstd level 1..19; 0 with CodecZstd means 3
 	ChunkSize uint32      // 0 = image.DefaultChunkSize
 	Split     int64       // bytes per split volume; 0 = one file
+	// ZstdFrame is the logical bytes per independent zstd frame of a
+	// compressed chunk (a power of two from 4 KiB): a random read of a
+	// mounted image decodes one frame. 0 = image.DefaultSubFrameSize;
+	// negative = one frame per chunk (smaller images, slow random reads).
+	ZstdFrame int
 
 	Excludes          []string // extra globs (see Match)
 	NoDefaultExcludes bool     // image hiberfil.sys, pagefile.sys, swapfile.sys and old images too
@@ -171,6 +176,20 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 			opts.Level = 3
 		}
 		h.Level = uint8(opts.Level)
+		sub := opts.ZstdFrame
+		if sub == 0 {
+			sub = image.DefaultSubFrameSize
+		}
+		if sub > 0 && (sub < image.BlockSize || sub&(sub-1) != 0) {
+			return nil, fmt.Errorf("backupcore: zstd frame size %d: use a power of two from %d", sub, image.BlockSize)
+		}
+		chunk := int(opts.ChunkSize)
+		if chunk == 0 {
+			chunk = image.DefaultChunkSize
+		}
+		if sub > 0 && sub < chunk {
+			h.SubFrameSize = uint32(sub)
+		}
 	}
 	for _, e := range sysExtents {
 		h.SysExtents = append(h.SysExtents, image.Extent{Offset: e.Offset, Length: e.Length})

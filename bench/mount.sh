@@ -22,6 +22,7 @@ set -euo pipefail
 size=${1:-4096}
 work=${WORK:-/var/tmp/cbimg-bench-mount}
 runs=${RUNS:-5}
+randruns=${RANDRUNS:-5}
 nrand=${NRAND:-20000}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -103,7 +104,8 @@ seqread() {
 	python3 -c "import json,sys; m=json.load(open('$json'))['results'][0]['median']; print(round($(stat -c %s "$raw")/m/1e6))"
 }
 
-# randread TARGET PREPARE [used] -> "cold-p50 cold-p99 warm-p50 warm-p99"
+# randread TARGET PREPARE [used] -> "cold-p50 cold-p99 reread-p50 reread-p99
+# hit-p50 hit-p99": three passes over the same offsets (bench/randread).
 randread() {
 	bash -c "$2"
 	"$work/randread" -n "$nrand" ${3:+-used "$raw"} "$1"
@@ -115,8 +117,6 @@ uncache "$src" # the source volume is not read again
 warm "$raw" "$work/zstd.cbi" "$work/none.cbi"
 R[raw,seqd]=$(seqread "$raw" "uncache $raw")
 R[raw,seq]=$(seqread "$raw" "warm $raw")
-R[raw,rand]=$(randread "$raw" "uncache $raw")
-R[raw,used]=$(randread "$raw" "uncache $raw" used)
 # srcof NAME: what remount takes for a row.
 srcof() { if [ "$1" = memfile ]; then echo memfile; else echo "$work/$1.cbi"; fi; }
 # timed: nanoseconds of one dd of volume.raw.
@@ -151,21 +151,38 @@ for c in memfile zstd none; do
 	R[$c,re]=$(mbps "${T[$c,re]}")
 	[ "$c" = memfile ] || R[$c,seqd]=$(mbps "${T[$c,seqd]}")
 done
-for c in memfile zstd none; do
+# Random reads: rounds of all sources in turn, a fresh mount (or, for the
+# raw file, its page cache dropped) for every pass; each figure is the median
+# over the rounds.
+declare -A RR
+for _ in $(seq 1 "$randruns"); do
+	RR[raw,rand]+="$(randread "$raw" "uncache $raw")"$'\n'
+	RR[raw,used]+="$(randread "$raw" "uncache $raw" used)"$'\n'
+	for c in memfile zstd none; do
+		src=$(srcof "$c")
+		RR[$c,rand]+="$(randread "$mnt/volume.raw" "remount $src")"$'\n'
+		RR[$c,used]+="$(randread "$mnt/volume.raw" "remount $src" used)"$'\n'
+	done
+done
+umnt
+medians() { python3 -c "import statistics,sys; rows=[list(map(float,l.split())) for l in sys.stdin if l.strip()]; print(' '.join(f'{statistics.median(c):.1f}' for c in zip(*rows)))"; }
+for c in raw memfile zstd none; do
+	for k in rand used; do
+		R[$c,$k]=$(printf '%s' "${RR[$c,$k]}" | medians)
+		R[$c,${k}all]=$(printf '%s' "${RR[$c,$k]}" | awk '{printf "%s%s", sep, $1; sep=", "}')
+	done
+done
+for c in zstd none; do
 	src=$(srcof "$c")
-	R[$c,rand]=$(randread "$mnt/volume.raw" "remount $src")
-	R[$c,used]=$(randread "$mnt/volume.raw" "remount $src" used)
-	if [ "$c" != memfile ]; then
-		umnt
-		t0=$(date +%s%N)
-		out=$("$cbimg" mount --json "$src" "$mnt")
-		R[$c,mountms]=$(( ($(date +%s%N) - t0) / 1000000 ))
-		pid=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['pid'])" "$out")
-		dev=$(stat -c '%d' "$mnt")
-		R[$c,ra]=$(cat "/sys/class/bdi/$((dev >> 8)):$((dev & 255))/read_ahead_kb" 2>/dev/null || echo '?')
-		dd if="$mnt/volume.raw" of=/dev/null bs=1M status=none
-		R[$c,rss]=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status")
-	fi
+	umnt
+	t0=$(date +%s%N)
+	out=$("$cbimg" mount --json "$src" "$mnt")
+	R[$c,mountms]=$(( ($(date +%s%N) - t0) / 1000000 ))
+	pid=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['pid'])" "$out")
+	dev=$(stat -c '%d' "$mnt")
+	R[$c,ra]=$(cat "/sys/class/bdi/$((dev >> 8)):$((dev & 255))/read_ahead_kb" 2>/dev/null || echo '?')
+	dd if="$mnt/volume.raw" of=/dev/null bs=1M status=none
+	R[$c,rss]=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status")
 	umnt
 done
 
@@ -175,11 +192,11 @@ f() { echo "${R[$1,$2]}" | cut -d' ' -f"$3"; }
 echo
 echo "cbimg mount benchmark: NTFS $size MiB, $(du -m "$work/zstd.cbi" | cut -f1) MiB zstd image, $(du -m "$work/none.cbi" | cut -f1) MiB uncompressed; $(nproc) cores; kernel $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "sequential: dd bs=1M of volume.raw, median of $runs rounds (memfile, zstd, none in turn), fresh mount (seq) and again in the same mount (re-read);"
-echo "random: $nrand preads of 4 KiB over the whole volume and over allocated pages only, fresh mount (cold), then the same offsets again (warm), µs"
+echo "random: $nrand preads of 4 KiB over the whole volume and over allocated pages only, fresh mount (cold), then the same offsets twice more: the first re-read (the kernel moves each page to its active list) and page-cache hits; µs, medians of $randruns rounds (all sources in turn)"
 echo
-echo "| read from | seq MB/s | × memfile | re-read MB/s | seq, image uncached | × raw uncached | rand cold p50 / p99 | × memfile p50 | allocated pages: cold p50 / p99 | × memfile p50 | warm p50 / p99 |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
-echo "| raw file | ${R[raw,seq]} | – | – | ${R[raw,seqd]} | 1.00 | $(f raw rand 1) / $(f raw rand 2) | – | $(f raw used 1) / $(f raw used 2) | – | $(f raw rand 3) / $(f raw rand 4) |"
+echo "| read from | seq MB/s | × memfile | re-read MB/s | seq, image uncached | × raw uncached | rand cold p50 / p99 | × memfile p50 | allocated pages: cold p50 / p99 | × memfile p50 | first re-read p50 / p99 | page-cache hits p50 / p99 |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| raw file | ${R[raw,seq]} | – | – | ${R[raw,seqd]} | 1.00 | $(f raw rand 1) / $(f raw rand 2) | – | $(f raw used 1) / $(f raw used 2) | – | $(f raw rand 3) / $(f raw rand 4) | $(f raw rand 5) / $(f raw rand 6) |"
 for c in memfile zstd none; do
 	name="cbimg mount ($c image)"
 	[ "$c" = memfile ] && name="memfile (same FUSE layer, bytes in memory)"
@@ -189,7 +206,12 @@ for c in memfile zstd none; do
 		d=${R[$c,seqd]}
 		dr=$(ratio "$d" "${R[raw,seqd]}")
 	fi
-	echo "| $name | ${R[$c,seq]} | $(ratio "${R[$c,seq]}" "${R[memfile,seq]}") | ${R[$c,re]} | $d | $dr | $(f "$c" rand 1) / $(f "$c" rand 2) | $(ratio "$(f "$c" rand 1)" "$(f memfile rand 1)") | $(f "$c" used 1) / $(f "$c" used 2) | $(ratio "$(f "$c" used 1)" "$(f memfile used 1)") | $(f "$c" rand 3) / $(f "$c" rand 4) |"
+	echo "| $name | ${R[$c,seq]} | $(ratio "${R[$c,seq]}" "${R[memfile,seq]}") | ${R[$c,re]} | $d | $dr | $(f "$c" rand 1) / $(f "$c" rand 2) | $(ratio "$(f "$c" rand 1)" "$(f memfile rand 1)") | $(f "$c" used 1) / $(f "$c" used 2) | $(ratio "$(f "$c" used 1)" "$(f memfile used 1)") | $(f "$c" rand 3) / $(f "$c" rand 4) | $(f "$c" rand 5) / $(f "$c" rand 6) |"
+done
+echo
+echo "cold random p50 of each round, µs (whole volume / allocated pages):"
+for c in raw memfile zstd none; do
+	echo "- $c: ${R[$c,randall]} / ${R[$c,usedall]}"
 done
 echo
 for c in zstd none; do

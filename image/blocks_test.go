@@ -79,16 +79,7 @@ func TestBlockDamage(t *testing.T) {
 		{"data", fr.Offset + frameHeaderLen + 5*BlockSize + 100},
 		{"checksum", fr.Offset + frameHeaderLen + int64(fr.LogicalLen) + 4*5 + 1},
 	} {
-		bad := bytes.Clone(orig)
-		bad[tc.at] ^= 0x10
-		p := filepath.Join(t.TempDir(), "bad.cbi")
-		if err := os.WriteFile(p, bad, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		r, err := Open(p, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := openFlipped(t, orig, tc.at, 0x10)
 		b5 := blockAt(5 * BlockSize)
 		b7 := blockAt(7 * BlockSize)
 		var fe *FormatError
@@ -105,4 +96,21 @@ func TestBlockDamage(t *testing.T) {
 		}
 		r.Close()
 	}
+}
+
+// openFlipped opens a copy of the image bytes orig with the byte at at
+// XORed with mask.
+func openFlipped(t *testing.T, orig []byte, at int64, mask byte) *Reader {
+	t.Helper()
+	bad := bytes.Clone(orig)
+	bad[at] ^= mask
+	p := filepath.Join(t.TempDir(), "bad.cbi")
+	if err := os.WriteFile(p, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

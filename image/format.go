@@ -51,7 +51,10 @@ const (
 const (
 	// RequireBlockCRC: raw chunks may carry block checksums (FrameBlockCRC).
 	RequireBlockCRC = 1 << 0
-	knownRequired   = RequireBlockCRC
+	// RequireSubFrames: compressed chunks may consist of independent zstd
+	// frames of Header.SubFrameSize logical bytes each (FrameSubFrames).
+	RequireSubFrames = 1 << 1
+	knownRequired    = RequireBlockCRC | RequireSubFrames
 )
 
 // Frame flags (frame header byte 17, table entry byte 17).
@@ -59,8 +62,24 @@ const (
 	// FrameBlockCRC: the chunk is stored raw and its logical bytes are
 	// followed by one CRC32C per BlockSize block, little-endian.
 	FrameBlockCRC = 1 << 0
-	knownFrame    = FrameBlockCRC
+	// FrameSubFrames: the chunk is compressed as independent zstd frames of
+	// Header.SubFrameSize logical bytes each (the last may be shorter),
+	// followed by an index of 8 bytes per frame: its stored length and the
+	// CRC32C of its stored bytes, little-endian. A read of a few KiB decodes
+	// only the frames it touches.
+	FrameSubFrames = 1 << 1
+	knownFrame     = FrameBlockCRC | FrameSubFrames
+
+	// DefaultSubFrameSize is the logical bytes per zstd frame of a
+	// compressed chunk: a random 4 KiB read decodes this much (about 30 µs
+	// here) instead of a whole chunk, for 5-10 % more stored bytes of
+	// text-like data.
+	DefaultSubFrameSize = 32 << 10
 )
+
+// subFrameCount is the number of zstd frames of a chunk of n logical bytes
+// compressed in frames of s bytes.
+func subFrameCount(n, s uint32) int { return int((int64(n) + int64(s) - 1) / int64(s)) }
 
 // blockCount is the number of block checksums of a chunk of n logical bytes.
 func blockCount(n uint32) int { return int((int64(n) + BlockSize - 1) / BlockSize) }
@@ -164,6 +183,7 @@ type Header struct {
 	MBRType       uint8
 	GPTType       [16]byte
 	GPTGUID       [16]byte // unique GUID of the source partition
+	SubFrameSize  uint32   // logical bytes per zstd frame of a FrameSubFrames chunk; 0 when none are
 
 	SourceName  string
 	ToolVersion string
@@ -266,6 +286,7 @@ func (h *Header) Encode() ([]byte, error) {
 	b.bytes(h.GPTType[:])
 	b.bytes(h.GPTGUID[:])
 	b.u64(uint64(h.SplitSize))
+	b.u32(h.SubFrameSize)
 	for len(b) < fixedHeaderLen {
 		b.u8(0)
 	}
@@ -382,6 +403,7 @@ func DecodeHeader(p []byte) (*Header, error) {
 	copy(h.GPTType[:], r.take(16))
 	copy(h.GPTGUID[:], r.take(16))
 	h.SplitSize = int64(r.u64())
+	h.SubFrameSize = r.u32()
 	r.take(fixedHeaderLen - int(n-4-int64(len(r.b)))) // skip reserved bytes
 	bad := func(off int64, format string, a ...any) error {
 		return &FormatError{Region: "header", Offset: off, Msg: fmt.Sprintf(format, a...), Err: ErrFormat}
@@ -499,6 +521,10 @@ func (h *Header) check() error {
 		return bad("%d stored clusters of %d", h.ImageClusters, h.ClusterCount)
 	case h.SplitSize < 0:
 		return bad("split size %d", h.SplitSize)
+	case h.RequiredFlags&RequireSubFrames != 0 && (h.Codec != CodecZstd || !pow2(h.SubFrameSize) || h.SubFrameSize < BlockSize || h.SubFrameSize >= h.ChunkSize):
+		return bad("zstd frame size %d for chunks of %d bytes, compression %s", h.SubFrameSize, h.ChunkSize, h.Codec)
+	case h.RequiredFlags&RequireSubFrames == 0 && h.SubFrameSize != 0:
+		return bad("zstd frame size %d without the required flag", h.SubFrameSize)
 	}
 	var sys int64
 	for _, e := range h.SysExtents {
@@ -530,7 +556,8 @@ type frame struct {
 	LogicalLen uint32
 	StoredLen  uint32
 	Codec      Codec
-	Flags      uint8 // FrameBlockCRC
+	Flags      uint8  // FrameBlockCRC, FrameSubFrames
+	sub        uint32 // Header.SubFrameSize (not stored in the frame)
 	StoredCRC  uint32
 	Sum        [32]byte // BLAKE3-256 of the logical bytes
 }
@@ -595,13 +622,16 @@ func (f *frame) readEntry(r *readBuf) {
 }
 
 // storedLenOK reports whether a frame's stored length fits its codec and
-// flags: raw chunks store their logical bytes (and block checksums).
+// flags: raw chunks store their logical bytes (and block checksums); a
+// chunk of zstd frames holds at least a byte per frame and their index.
 func (f *frame) storedLenOK() bool {
 	switch {
-	case f.Flags&^knownFrame != 0:
+	case f.Flags&^knownFrame != 0, f.Flags == FrameBlockCRC|FrameSubFrames:
 		return false
 	case f.Flags&FrameBlockCRC != 0:
 		return f.Codec == CodecNone && int64(f.StoredLen) == int64(f.LogicalLen)+4*int64(blockCount(f.LogicalLen))
+	case f.Flags&FrameSubFrames != 0:
+		return f.Codec == CodecZstd && f.sub != 0 && f.LogicalLen > 0 && int64(f.StoredLen) >= 9*int64(subFrameCount(f.LogicalLen, f.sub))
 	case f.Codec == CodecNone:
 		return f.StoredLen == f.LogicalLen
 	}

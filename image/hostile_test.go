@@ -52,7 +52,7 @@ func TestHostileCounts(t *testing.T) {
 // A chunk that inflates far past its logical length (a decompression bomb)
 // is refused, in bounded memory.
 func TestDecompressionBomb(t *testing.T) {
-	_, path := testImage(t, CodecZstd, 0)
+	_, path := testImageSub(t, CodecZstd, 0, 0)
 	r, err := Open(path, nil)
 	if err != nil {
 		t.Fatal(err)

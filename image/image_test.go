@@ -14,8 +14,19 @@ import (
 
 // testImage builds a partition of clusters with a pattern bitmap and two
 // system extents, writes an image of it and returns the expected partition
-// bytes (zeros where nothing is stored) and the image path.
+// bytes (zeros where nothing is stored) and the image path. Compressed
+// chunks are stored as zstd frames of 16 KiB, as backups store them.
 func testImage(t testing.TB, codec Codec, split int64) (want []byte, path string) {
+	t.Helper()
+	sub := uint32(0)
+	if codec == CodecZstd {
+		sub = 16 << 10
+	}
+	return testImageSub(t, codec, split, sub)
+}
+
+// testImageSub is testImage with zstd frames of sub bytes (0: one per chunk).
+func testImageSub(t testing.TB, codec Codec, split int64, sub uint32) (want []byte, path string) {
 	t.Helper()
 	const cs = 4096
 	const clusters = 700
@@ -39,7 +50,7 @@ func testImage(t testing.TB, codec Codec, split int64) (want []byte, path string
 	h := &Header{FSType: 4, Codec: codec, Level: 3, SectorSize: 512, ClusterSize: cs, ChunkSize: 64 << 10,
 		FSSectors: uint64(partLen / 512), FSSize: partLen, ClusterCount: clusters, BitmapBits: clusters,
 		ImageClusters: used, ClusterOrigin: origin, PartLength: partLen, Created: time.Unix(1700000000, 0),
-		SourceName: "test", ToolVersion: "test", SysExtents: sys, SplitSize: split,
+		SourceName: "test", ToolVersion: "test", SysExtents: sys, SplitSize: split, SubFrameSize: sub,
 		Exclusions: []Exclusion{{Reason: "pagefile.sys", Path: "/pagefile.sys", Clusters: 2, Runs: []Run{{3, 1}, {8, 1}}}}}
 	h.Finish()
 	path = filepath.Join(t.TempDir(), "t.cbi")

@@ -198,6 +198,7 @@ func (r *Reader) loadTable(dataStart int64) error {
 		fr := &r.frames[i]
 		fr.readEntry(&rb)
 		fr.Index = uint32(i)
+		fr.sub = h.SubFrameSize
 		off := f.TableOffset + 8 + int64(i)*tableEntryLen
 		wantLen := int64(h.ChunkSize)
 		if i == len(r.frames)-1 {
@@ -208,7 +209,7 @@ func (r *Reader) loadTable(dataStart int64) error {
 			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d at %d, expected %d", i, fr.Offset, next), Err: ErrFormat}
 		case int64(fr.LogicalLen) != wantLen:
 			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d holds %d logical bytes, expected %d", i, fr.LogicalLen, wantLen), Err: ErrFormat}
-		case !fr.storedLenOK(), fr.Flags&FrameBlockCRC != 0 && h.RequiredFlags&RequireBlockCRC == 0:
+		case !fr.storedLenOK(), fr.Flags&FrameBlockCRC != 0 && h.RequiredFlags&RequireBlockCRC == 0, fr.Flags&FrameSubFrames != 0 && h.RequiredFlags&RequireSubFrames == 0:
 			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d: codec %d, flags %#02x with %d stored bytes", i, fr.Codec, fr.Flags, fr.StoredLen), Err: ErrFormat}
 		case fr.StoredLen > maxChunkSize+maxChunkSize/8:
 			return &FormatError{Region: "table", Offset: off, Msg: fmt.Sprintf("chunk %d: %d stored bytes", i, fr.StoredLen), Err: ErrFormat}
@@ -271,7 +272,8 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 
 // readStream copies logical-stream bytes starting at so into dst. Raw
 // chunks with block checksums are read straight into dst, checking only the
-// blocks touched; other chunks are decoded whole, through the cache.
+// blocks touched; small reads of chunks of zstd frames decode only the
+// frames touched; other reads decode chunks whole, through the cache.
 func (r *Reader) readStream(dst []byte, so int64) error {
 	cs := int64(r.Header.ChunkSize)
 	for len(dst) > 0 {
@@ -280,23 +282,31 @@ func (r *Reader) readStream(dst []byte, so int64) error {
 		if ci >= int64(len(r.frames)) || within >= int64(r.frames[ci].LogicalLen) {
 			return &FormatError{Region: "chunk", Offset: -1, Msg: fmt.Sprintf("logical offset %d outside the stored chunks", so), Err: ErrFormat}
 		}
-		var n int
 		fr := &r.frames[ci]
 		r.visit(int(ci))
-		if fr.Flags&FrameBlockCRC != 0 && r.direct(int(ci), len(dst)) {
-			n = int(min(int64(len(dst)), int64(fr.LogicalLen)-within))
+		n := int(min(int64(len(dst)), int64(fr.LogicalLen)-within))
+		switch {
+		case fr.Flags&FrameBlockCRC != 0 && r.direct(int(ci), len(dst)):
 			if err := r.readBlocks(dst[:n], fr, within); err != nil {
 				return err
 			}
-		} else {
+		case fr.Flags&FrameSubFrames != 0 && len(dst) < directMin && r.direct(int(ci), len(dst)):
+			if err := r.readSubFrames(dst[:n], fr, within); err != nil {
+				return err
+			}
+		default:
 			data, err := r.chunk(int(ci))
 			switch {
 			case err == nil:
-				n = copy(dst, data[within:])
+				copy(dst, data[within:])
 			case fr.Flags&FrameBlockCRC != 0:
 				// Damage fails only the blocks it is in.
-				n = int(min(int64(len(dst)), int64(fr.LogicalLen)-within))
 				if err := r.readBlocks(dst[:n], fr, within); err != nil {
+					return err
+				}
+			case fr.Flags&FrameSubFrames != 0:
+				// Or only the zstd frames it is in.
+				if err := r.readSubFrames(dst[:n], fr, within); err != nil {
 					return err
 				}
 			default:
@@ -313,8 +323,9 @@ func (r *Reader) readStream(dst []byte, so int64) error {
 // directly: such reads gain nothing from a cache.
 const directMin = 64 << 10
 
-// direct decides how a read of n bytes from raw chunk i is served: directly
-// (a random reader pays only for the blocks it wants) unless the chunk is
+// direct decides how a read of n bytes from chunk i (raw with block
+// checksums, or zstd frames) is served: directly (a random reader pays only
+// for the blocks or frames it wants) unless the chunk is
 // cached already or has just been read in several small pieces — then a
 // reader walking through it in small steps (file-system metadata, small
 // files) gets the whole chunk once, through the cache. A random read
@@ -508,15 +519,19 @@ func decodeChunk(buf []byte, want *frame, full bool) ([]byte, error) {
 		return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "data CRC32C %08x, stored %08x", c, want.StoredCRC)
 	}
 	data := stored
-	if want.Flags&FrameBlockCRC != 0 {
-		if !want.storedLenOK() {
-			return nil, bad(want.Offset, ErrFormat, "%d stored bytes for %d logical bytes with block checksums", want.StoredLen, want.LogicalLen)
-		}
+	if !want.storedLenOK() {
+		return nil, bad(want.Offset, ErrFormat, "%d stored bytes for %d logical bytes, codec %s, flags %#02x", want.StoredLen, want.LogicalLen, want.Codec, want.Flags)
+	}
+	switch {
+	case want.Flags&FrameBlockCRC != 0:
 		// The stored CRC covers the block checksums; Verify checks them
 		// against the data as well.
 		data = stored[:want.LogicalLen]
-	}
-	if want.Codec == CodecZstd {
+	case want.Flags&FrameSubFrames != 0:
+		if data, err = decodeSubFrames(stored, want, full, make([]byte, want.LogicalLen)); err != nil {
+			return nil, err
+		}
+	case want.Codec == CodecZstd:
 		data, err = decoder.DecodeAll(stored, make([]byte, 0, want.LogicalLen))
 		if err != nil {
 			return nil, bad(want.Offset+frameHeaderLen, ErrFormat, "zstd: %v", err)

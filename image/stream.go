@@ -112,6 +112,7 @@ func (s *StreamReader) produce() {
 		off := s.off
 		if j.err = s.full(hdr, "chunk"); j.err == nil {
 			j.f, j.err = decodeFrameHeader(hdr, off)
+			j.f.sub = h.SubFrameSize
 		}
 		if j.err == nil && (j.f.Index != i || j.f.StoredLen > maxChunkSize+maxChunkSize/8 || j.f.LogicalLen > h.ChunkSize) {
 			j.err = &FormatError{Region: "chunk", Offset: off, Msg: fmt.Sprintf("frame %d announces index %d, %d/%d bytes", i, j.f.Index, j.f.StoredLen, j.f.LogicalLen), Err: ErrFormat}

@@ -61,13 +61,16 @@ type job struct {
 // logical stream. h.ChunkCount and h.LogicalLen must already be set
 // consistently (see Header.Finish).
 func NewWriter(w io.Writer, h *Header, bitmap []byte, opts WriterOptions) (*Writer, error) {
-	if err := h.check(); err != nil {
-		return nil, fmt.Errorf("image: refusing to write an inconsistent header: %w", err)
-	}
 	if int64(len(bitmap)) != h.BitmapLen {
 		return nil, fmt.Errorf("image: bitmap is %d bytes, header says %d", len(bitmap), h.BitmapLen)
 	}
 	h.RequiredFlags |= RequireBlockCRC
+	if h.SubFrameSize != 0 {
+		h.RequiredFlags |= RequireSubFrames
+	}
+	if err := h.check(); err != nil {
+		return nil, fmt.Errorf("image: refusing to write an inconsistent header: %w", err)
+	}
 	hdr, err := h.Encode()
 	if err != nil {
 		return nil, err
@@ -201,22 +204,38 @@ func (w *Writer) worker() {
 // encode compresses one chunk, decodes it again and compares before the
 // chunk is committed, and computes its checksums.
 func (w *Writer) encode(j *job) error {
-	j.f = frame{Index: j.index, LogicalLen: uint32(len(j.data)), Codec: CodecNone}
+	j.f = frame{Index: j.index, LogicalLen: uint32(len(j.data)), Codec: CodecNone, sub: w.h.SubFrameSize}
 	j.f.Sum = sum(j.data)
 	j.stored = j.data
 	if w.h.Codec == CodecZstd && !w.enc.incompressible(j.data) {
-		out, err := w.enc.encode(j.data)
+		sub := int(w.h.SubFrameSize)
+		if sub >= len(j.data) {
+			sub = 0 // a short last chunk: one frame
+		}
+		out, err := w.enc.encode(j.data, sub)
 		if err != nil {
 			return err
 		}
 		// Keep compression only when it saves something worth a decode.
 		if len(out) < len(j.data)-len(j.data)/64 {
-			back, err := decoder.DecodeAll(out, make([]byte, 0, len(j.data)))
-			if err != nil || !bytes.Equal(back, j.data) {
+			f := j.f
+			f.Codec = CodecZstd
+			if sub != 0 {
+				f.Flags = FrameSubFrames
+				f.StoredLen = uint32(len(out))
+				err = checkSubFrames(out, j.data, &f)
+			} else {
+				var back []byte
+				back, err = decoder.DecodeAll(out, make([]byte, 0, len(j.data)))
+				if err == nil && !bytes.Equal(back, j.data) {
+					err = errors.New("decodes to different bytes")
+				}
+			}
+			if err != nil {
 				return fmt.Errorf("image: chunk %d does not decode to what was encoded (%v)", j.index, err)
 			}
 			j.stored = out
-			j.f.Codec = CodecZstd
+			j.f = f
 		}
 	}
 	j.f.StoredCRC = crc(j.stored)
@@ -389,7 +408,9 @@ func (p *encoderPool) incompressible(src []byte) bool {
 	return total > 3*piece*97/100
 }
 
-func (p *encoderPool) encode(src []byte) ([]byte, error) {
+// encode compresses src: as independent frames of sub bytes and their
+// index when sub > 0, else as one frame.
+func (p *encoderPool) encode(src []byte, sub int) ([]byte, error) {
 	e, _ := p.pool.Get().(*zstd.Encoder)
 	if e == nil {
 		var err error
@@ -398,7 +419,12 @@ func (p *encoderPool) encode(src []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	out := e.EncodeAll(src, make([]byte, 0, len(src)/2))
+	var out []byte
+	if sub > 0 {
+		out = encodeSubFrames(e, src, sub, make([]byte, 0, len(src)/2))
+	} else {
+		out = e.EncodeAll(src, make([]byte, 0, len(src)/2))
+	}
 	p.pool.Put(e)
 	return out, nil
 }

@@ -327,7 +327,8 @@ func alignedBuf(t *testing.T, n int) []byte {
 	return b
 }
 
-// TestCorruptChunk: a damaged chunk gives EIO for exactly its pages, the
+// TestCorruptChunk: a damaged chunk gives EIO for exactly the pages of its
+// damaged 4 KiB block (raw chunk) or zstd frame (compressed chunk), the
 // rest reads right, the error is logged with its offset, and the mount
 // stays up.
 func TestCorruptChunk(t *testing.T) {
@@ -337,6 +338,16 @@ func TestCorruptChunk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, kind := range []uint8{image.FrameBlockCRC, image.FrameSubFrames} {
+		t.Run(map[uint8]string{image.FrameBlockCRC: "raw", image.FrameSubFrames: "zstd"}[kind], func(t *testing.T) {
+			corruptChunk(t, good, want, kind)
+		})
+	}
+}
+
+// corruptChunk damages the first chunk from the middle of the image on
+// whose frame flags are kind, mounts the image and checks which pages fail.
+func corruptChunk(t *testing.T, good string, want []byte, kind uint8) {
 	r, err := image.Open(good, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -347,14 +358,22 @@ func TestCorruptChunk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Walk the frames (64-byte header, stored length at byte 12) to chunk k.
-	k := int(h.ChunkCount / 2)
-	off := h.Len + h.BitmapLen + 4
-	for i := 0; i < k; i++ {
-		if string(data[off:off+4]) != image.FrameMagic {
-			t.Fatalf("no frame at %d", off)
+	// Walk the frames (64-byte header, stored length at byte 12, flags at
+	// byte 17) to the chunk of the kind nearest the middle from below or
+	// the first one after it.
+	k, off := -1, int64(0)
+	at := h.Len + h.BitmapLen + 4
+	for i := 0; i < int(h.ChunkCount); i++ {
+		if string(data[at:at+4]) != image.FrameMagic {
+			t.Fatalf("no frame at %d", at)
 		}
-		off += 64 + int64(binary.LittleEndian.Uint32(data[off+12:]))
+		if data[at+17] == kind && (k < 0 || k < int(h.ChunkCount/2)) {
+			k, off = i, at
+		}
+		at += 64 + int64(binary.LittleEndian.Uint32(data[at+12:]))
+	}
+	if k < 0 {
+		t.Fatalf("no chunk with flags %#x in the image", kind)
 	}
 	stored := int64(binary.LittleEndian.Uint32(data[off+12:]))
 	bad := off + 64 + stored/2
@@ -364,18 +383,35 @@ func TestCorruptChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Which partition pages hold the damaged bytes: chunk k's logical range,
-	// or only the damaged block's when the chunk is raw with block
-	// checksums (frame flags, byte 17).
+	// Which partition pages hold the damaged bytes: the damaged block's
+	// (raw chunk) or zstd frame's (compressed chunk) part of chunk k's
+	// logical range.
 	lo, hi := int64(k)*int64(h.ChunkSize), min(int64(k+1)*int64(h.ChunkSize), h.LogicalLen)
-	if data[off+17]&image.FrameBlockCRC != 0 {
-		logical := int64(binary.LittleEndian.Uint32(data[off+8:]))
-		at := stored / 2
+	logical := int64(binary.LittleEndian.Uint32(data[off+8:]))
+	at = stored / 2
+	if kind == image.FrameBlockCRC {
 		if at >= logical {
 			at = (at - logical) / 4 * image.BlockSize
 		}
 		lo += at / image.BlockSize * image.BlockSize
 		hi = min(lo+image.BlockSize, hi)
+	} else {
+		// The frame index (8 bytes per frame) follows the frames.
+		sub := int64(h.SubFrameSize)
+		nf := (logical + sub - 1) / sub
+		ix := off + 64 + stored - 8*nf
+		j, end := int64(0), int64(0)
+		for ; j < nf; j++ {
+			end += int64(binary.LittleEndian.Uint32(data[ix+8*j:]))
+			if at < end {
+				break
+			}
+		}
+		if j == nf {
+			j = (at - (stored - 8*nf)) / 8
+		}
+		lo += j * sub
+		hi = min(lo+sub, hi)
 	}
 	streamOf := streamMap(h, bitmap)
 	const page = 4096

@@ -78,7 +78,8 @@ func main() {
 	}
 	c50, c99 := pass()
 	w50, w99 := pass()
-	fmt.Printf("%.1f %.1f %.1f %.1f\n", c50, c99, w50, w99)
+	s50, s99 := pass()
+	fmt.Printf("%.1f %.1f %.1f %.1f %.1f %.1f\n", c50, c99, w50, w99, s50, s99)
 }
 
 func check(err error) {

@@ -298,6 +298,52 @@ func TestChunkSize(t *testing.T) {
 	}
 }
 
+// --zstd-frame sets the zstd frame size of compressed chunks (32K by
+// default, 0 for one frame per chunk); both images restore to the same
+// bytes, and impossible sizes are usage errors.
+func TestZstdFrame(t *testing.T) {
+	dir := t.TempDir()
+	src := testvol.Real(t, "fat/mkfs-fat16-lfn.img")
+	var restored [][]byte
+	for _, tc := range []struct{ flag, want string }{
+		{"", `"zstd_frame_size": 32768`},
+		{"16K", `"zstd_frame_size": 16384`},
+		{"0", `"chunk_size"`},
+	} {
+		img := filepath.Join(dir, "f"+tc.flag+".cbi")
+		args := []string{"backup", src, img}
+		if tc.flag != "" {
+			args = []string{"backup", "--zstd-frame", tc.flag, src, img}
+		}
+		if _, stderr, code := cbimg(t, nil, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		out, _, _ := cbimg(t, nil, "info", "--json", img)
+		if !strings.Contains(out, tc.want) || (tc.flag == "0") == strings.Contains(out, "zstd_frame_size") {
+			t.Fatalf("--zstd-frame %q: info: %s", tc.flag, out)
+		}
+		raw := filepath.Join(dir, "r"+tc.flag+".raw")
+		if _, stderr, code := cbimg(t, nil, "restore", "-y", img, raw); code != 0 {
+			t.Fatalf("restore: exit %d: %s", code, stderr)
+		}
+		b, err := os.ReadFile(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		restored = append(restored, b)
+	}
+	for i := 1; i < len(restored); i++ {
+		if !bytes.Equal(restored[0], restored[i]) {
+			t.Fatalf("image %d restores to other bytes", i)
+		}
+	}
+	for _, bad := range []string{"1K", "48K", "2M", "x"} {
+		if _, _, code := cbimg(t, nil, "backup", "--zstd-frame", bad, src, filepath.Join(dir, "x.cbi")); code != exitUsage {
+			t.Fatalf("--zstd-frame %s: exit %d", bad, code)
+		}
+	}
+}
+
 // A disk image one of whose partitions is mounted (through a loop device
 // on the same file) is refused as a restore target.
 func TestWholeDiskWithMountedPartition(t *testing.T) {

@@ -36,6 +36,7 @@ type infoJSON struct {
 	CompressionLevel int             `json:"compression_level"`
 	CompressionRatio float64         `json:"compression_ratio"`
 	ChunkSize        uint32          `json:"chunk_size"`
+	ZstdFrameSize    uint32          `json:"zstd_frame_size,omitempty"`
 	Chunks           uint32          `json:"chunks"`
 	SplitSize        int64           `json:"split_size"`
 	Dirty            bool            `json:"dirty"`
@@ -78,7 +79,7 @@ func makeInfo(name string, h *image.Header, imageBytes int64, digest [32]byte) i
 		Serial: fmt.Sprintf("%016X", h.Serial), Source: h.SourceName, Created: h.Created.UTC().Format(time.RFC3339),
 		ToolVersion: h.ToolVersion, PartitionBytes: h.PartLength, FileSystemBytes: h.FSSize, SectorSize: h.SectorSize,
 		ClusterSize: h.ClusterSize, ClustersTotal: h.ClusterCount, ClustersStored: h.ImageClusters, DataBytes: h.LogicalLen,
-		ImageBytes: imageBytes, Compression: h.Codec.String(), CompressionLevel: int(h.Level), ChunkSize: h.ChunkSize,
+		ImageBytes: imageBytes, Compression: h.Codec.String(), CompressionLevel: int(h.Level), ChunkSize: h.ChunkSize, ZstdFrameSize: h.SubFrameSize,
 		Chunks: h.ChunkCount, SplitSize: h.SplitSize, Dirty: h.Flags&image.FlagDirty != 0, Hibernated: h.Flags&image.FlagHibernated != 0,
 		Digest:    hex.EncodeToString(digest[:]),
 		Partition: partitionJSON{Start: h.PartStart, Length: h.PartLength, Scheme: [...]string{"none", "mbr", "gpt"}[min(int(h.Scheme), 2)], MBRType: h.MBRType, HiddenSectors: h.HiddenSectors},
@@ -111,6 +112,9 @@ func printInfo(w io.Writer, j infoJSON) {
 	fmt.Fprintf(w, "Data:             %s in %d chunks of %s, %s", human(j.DataBytes), j.Chunks, human(int64(j.ChunkSize)), j.Compression)
 	if j.Compression == "zstd" {
 		fmt.Fprintf(w, " level %d", j.CompressionLevel)
+		if j.ZstdFrameSize > 0 {
+			fmt.Fprintf(w, " in frames of %s", human(int64(j.ZstdFrameSize)))
+		}
 	}
 	fmt.Fprintf(w, "\nImage size:       %s (ratio %.2f)\n", human(j.ImageBytes), j.CompressionRatio)
 	if j.SplitSize > 0 {
