@@ -114,21 +114,12 @@ func (c *Chunks) Close() {
 // chunk table's sums and the trailer, and compares it with the footer's. It
 // reads only the header: chunk data is checked against those sums when read.
 func (r *Reader) CheckDigest() error {
-	hb := make([]byte, r.Header.Len)
-	if err := r.readAt(hb, 0, "header"); err != nil {
+	sum, err := r.digest()
+	if err != nil {
 		return err
 	}
-	d := newDigest()
-	d.Write(hb)
-	d.Write(r.Bitmap)
-	for i := range r.frames {
-		d.Write(r.frames[i].Sum[:])
-	}
-	d.Write(r.trailer)
-	var sum [32]byte
-	copy(sum[:], d.Sum(nil))
 	if sum != r.Footer.Digest {
-		return &FormatError{Region: "footer", Offset: r.size - FooterLen + 32, Msg: "image digest differs from the one recorded", Err: ErrChecksum}
+		return r.digestError()
 	}
 	return nil
 }

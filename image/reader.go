@@ -285,33 +285,17 @@ func (r *Reader) readStream(dst []byte, so int64) error {
 		fr := &r.frames[ci]
 		r.visit(int(ci))
 		n := int(min(int64(len(dst)), int64(fr.LogicalLen)-within))
-		switch {
-		case fr.Flags&FrameBlockCRC != 0 && r.direct(int(ci), len(dst)):
-			if err := r.readBlocks(dst[:n], fr, within); err != nil {
+		if r.direct(int(ci), fr, len(dst)) {
+			if err := r.readPieces(dst[:n], fr, within); err != nil {
 				return err
 			}
-		case fr.Flags&FrameSubFrames != 0 && len(dst) < directMin && r.direct(int(ci), len(dst)):
-			if err := r.readSubFrames(dst[:n], fr, within); err != nil {
-				return err
-			}
-		default:
-			data, err := r.chunk(int(ci))
-			switch {
-			case err == nil:
-				copy(dst, data[within:])
-			case fr.Flags&FrameBlockCRC != 0:
-				// Damage fails only the blocks it is in.
-				if err := r.readBlocks(dst[:n], fr, within); err != nil {
-					return err
-				}
-			case fr.Flags&FrameSubFrames != 0:
-				// Or only the zstd frames it is in.
-				if err := r.readSubFrames(dst[:n], fr, within); err != nil {
-					return err
-				}
-			default:
-				return err
-			}
+		} else if data, err := r.chunk(int(ci)); err == nil {
+			copy(dst, data[within:])
+		} else if !pieces(fr) {
+			return err
+		} else if err := r.readPieces(dst[:n], fr, within); err != nil {
+			// Damage fails only the blocks or zstd frames it is in.
+			return err
 		}
 		dst = dst[n:]
 		so += int64(n)
@@ -320,22 +304,38 @@ func (r *Reader) readStream(dst []byte, so int64) error {
 }
 
 // directMin is the read size from which raw chunks are always read
-// directly: such reads gain nothing from a cache.
+// directly (such reads gain nothing from a cache) and chunks of zstd frames
+// decoded whole, through the cache and its read-ahead.
 const directMin = 64 << 10
 
-// direct decides how a read of n bytes from chunk i (raw with block
-// checksums, or zstd frames) is served: directly (a random reader pays only
-// for the blocks or frames it wants) unless the chunk is
-// cached already or has just been read in several small pieces — then a
-// reader walking through it in small steps (file-system metadata, small
-// files) gets the whole chunk once, through the cache. A random read
+// pieces reports whether chunk fr can be read in pieces: 4 KiB blocks of
+// a raw chunk or zstd frames of a compressed one.
+func pieces(fr *frame) bool { return fr.Flags&(FrameBlockCRC|FrameSubFrames) != 0 }
+
+// readPieces fills dst with the logical bytes at within.. of a chunk that
+// can be read in pieces, reading and checking only the pieces touched.
+func (r *Reader) readPieces(dst []byte, fr *frame, within int64) error {
+	if fr.Flags&FrameBlockCRC != 0 {
+		return r.readBlocks(dst, fr, within)
+	}
+	return r.readSubFrames(dst, fr, within)
+}
+
+// direct decides how a read of n bytes from chunk i is served: in pieces
+// (a random reader pays only for the blocks or frames it wants) unless the
+// chunk is cached already or has just been read in several small pieces —
+// then a reader walking through it in small steps (file-system metadata,
+// small files) gets the whole chunk once, through the cache. A random read
 // through FUSE arrives as one or two requests (the page and the kernel's
 // readahead), so a few touches do not yet count as walking.
-func (r *Reader) direct(i, n int) bool {
-	if r.cache.has(i) {
+func (r *Reader) direct(i int, fr *frame, n int) bool {
+	if !pieces(fr) || r.cache.has(i) {
 		return false
 	}
-	return n >= directMin || r.recent.touch(i) < walkTouches
+	if n >= directMin {
+		return fr.Flags&FrameBlockCRC != 0
+	}
+	return r.recent.touch(i) < walkTouches
 }
 
 // walkTouches is how many small reads of one raw chunk in a short while
@@ -426,6 +426,31 @@ func checkBlocks(data, sums []byte, first int64, fr *frame) error {
 	return nil
 }
 
+// digest recomputes the image digest from the header, the bitmap, the
+// chunk table's sums and the trailer: the sums are what chunk data is
+// checked against, so it covers all content.
+func (r *Reader) digest() ([32]byte, error) {
+	var sum [32]byte
+	hb := make([]byte, r.Header.Len)
+	if err := r.readAt(hb, 0, "header"); err != nil {
+		return sum, err
+	}
+	d := newDigest()
+	d.Write(hb)
+	d.Write(r.Bitmap)
+	for i := range r.frames {
+		d.Write(r.frames[i].Sum[:])
+	}
+	d.Write(r.trailer)
+	copy(sum[:], d.Sum(nil))
+	return sum, nil
+}
+
+// digestError is the problem of an image whose digest is not the footer's.
+func (r *Reader) digestError() error {
+	return &FormatError{Region: "footer", Offset: r.size - FooterLen + 32, Msg: "image digest differs from the one recorded", Err: ErrChecksum}
+}
+
 // chunk returns the logical bytes of chunk i, through the cache.
 func (r *Reader) chunk(i int) ([]byte, error) {
 	if i < 0 || i >= len(r.frames) {
@@ -485,21 +510,27 @@ func (r *Reader) loadChunk(fr *frame, full bool) ([]byte, error) {
 		return decodeChunk(buf, fr, full) // the logical bytes are buf's
 	}
 	// Compressed bytes are dropped once decoded: reuse their buffers.
-	bp, _ := storedPool.Get().(*[]byte)
-	if bp == nil || cap(*bp) < n {
-		b := make([]byte, n)
-		bp = &b
-	}
+	bp := getBuf(&storedPool, n)
 	defer storedPool.Put(bp)
-	buf := (*bp)[:n]
-	if err := r.readAt(buf, fr.Offset, "chunk"); err != nil {
+	if err := r.readAt(*bp, fr.Offset, "chunk"); err != nil {
 		return nil, err
 	}
-	return decodeChunk(buf, fr, full)
+	return decodeChunk(*bp, fr, full)
 }
 
 // storedPool holds buffers for the stored bytes of compressed chunks.
 var storedPool sync.Pool
+
+// getBuf returns a buffer of n bytes from pool, or a new one.
+func getBuf(pool *sync.Pool, n int) *[]byte {
+	bp, _ := pool.Get().(*[]byte)
+	if bp == nil || cap(*bp) < n {
+		b := make([]byte, n)
+		bp = &b
+	}
+	*bp = (*bp)[:n]
+	return bp
+}
 
 // decodeChunk checks a frame (header and stored bytes in buf) against the
 // table entry want and returns the logical bytes.
@@ -518,32 +549,41 @@ func decodeChunk(buf []byte, want *frame, full bool) ([]byte, error) {
 	if c := crc(stored); c != want.StoredCRC {
 		return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "data CRC32C %08x, stored %08x", c, want.StoredCRC)
 	}
-	data := stored
 	if !want.storedLenOK() {
 		return nil, bad(want.Offset, ErrFormat, "%d stored bytes for %d logical bytes, codec %s, flags %#02x", want.StoredLen, want.LogicalLen, want.Codec, want.Flags)
 	}
+	data, err := decodeStored(stored, want, full)
+	if err != nil {
+		return nil, err
+	}
+	if full {
+		if s := sum(data); s != want.Sum {
+			return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "BLAKE3 sum of the logical bytes differs")
+		}
+	}
+	return data, nil
+}
+
+// decodeStored returns the logical bytes of a chunk's stored bytes, whose
+// length fits want's codec and flags. With full, the CRC32C of every zstd
+// frame is checked too.
+func decodeStored(stored []byte, want *frame, full bool) ([]byte, error) {
+	data := stored
+	var err error
 	switch {
 	case want.Flags&FrameBlockCRC != 0:
 		// The stored CRC covers the block checksums; Verify checks them
 		// against the data as well.
 		data = stored[:want.LogicalLen]
 	case want.Flags&FrameSubFrames != 0:
-		if data, err = decodeSubFrames(stored, want, full, make([]byte, want.LogicalLen)); err != nil {
-			return nil, err
-		}
+		return decodeSubFrames(stored, want, full, make([]byte, want.LogicalLen))
 	case want.Codec == CodecZstd:
-		data, err = decoder.DecodeAll(stored, make([]byte, 0, want.LogicalLen))
-		if err != nil {
-			return nil, bad(want.Offset+frameHeaderLen, ErrFormat, "zstd: %v", err)
+		if data, err = decoder.DecodeAll(stored, make([]byte, 0, want.LogicalLen)); err != nil {
+			return nil, want.subError(-1, ErrFormat, "zstd: %v", err)
 		}
 	}
 	if len(data) != int(want.LogicalLen) {
-		return nil, bad(want.Offset+frameHeaderLen, ErrFormat, "%d logical bytes, expected %d", len(data), want.LogicalLen)
-	}
-	if full {
-		if s := sum(data); s != want.Sum {
-			return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "BLAKE3 sum of the logical bytes differs")
-		}
+		return nil, want.subError(-1, ErrFormat, "%d logical bytes, expected %d", len(data), want.LogicalLen)
 	}
 	return data, nil
 }

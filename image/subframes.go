@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"sync"
@@ -17,12 +16,7 @@ import (
 // encodeSubFrames compresses src in frames of sub bytes with e and appends
 // the frames and their index to dst.
 func encodeSubFrames(e *zstd.Encoder, src []byte, sub int, dst []byte) []byte {
-	k := (len(src) + sub - 1) / sub
-	var small [64 * 8]byte
-	idx := small[:0]
-	if 8*k > len(small) {
-		idx = make([]byte, 0, 8*k)
-	}
+	idx := make([]byte, 0, 8*((len(src)+sub-1)/sub))
 	for o := 0; o < len(src); o += sub {
 		start := len(dst)
 		dst = e.EncodeAll(src[o:min(o+sub, len(src))], dst)
@@ -107,14 +101,33 @@ func (f *frame) subError(j int, kind error, format string, a ...any) error {
 // subPool holds buffers of one frame's stored or decoded bytes.
 var subPool sync.Pool
 
-func getSubBuf(n int) *[]byte {
-	bp, _ := subPool.Get().(*[]byte)
-	if bp == nil || cap(*bp) < n {
-		b := make([]byte, n)
-		bp = &b
+// readSubFrame reads zstd frame j of chunk fr (n stored bytes at image
+// offset at, CRC32C sum), checks and decodes it, and copies its logical
+// bytes from skip on into dst; frameLen is its logical length.
+func (r *Reader) readSubFrame(dst []byte, fr *frame, j, at, n int64, sum uint32, skip, frameLen int64) error {
+	cp := getBuf(&subPool, int(n))
+	defer subPool.Put(cp)
+	comp := *cp
+	if err := r.readAt(comp, at, "chunk"); err != nil {
+		return err
 	}
-	*bp = (*bp)[:n]
-	return bp
+	if c := crc(comp); c != sum {
+		return &FormatError{Region: "chunk", Offset: at, Msg: fmt.Sprintf("chunk %d zstd frame %d: CRC32C %08x, stored %08x", fr.Index, j, c, sum), Err: ErrChecksum}
+	}
+	var err error
+	if skip == 0 && int64(len(dst)) == frameLen {
+		err = decodeInto(comp, dst) // the whole frame is wanted
+	} else {
+		op := getBuf(&subPool, int(frameLen))
+		defer subPool.Put(op)
+		if err = decodeInto(comp, *op); err == nil {
+			copy(dst, (*op)[skip:])
+		}
+	}
+	if err != nil {
+		return fr.subError(int(j), ErrFormat, "%v", err)
+	}
+	return nil
 }
 
 // readSubFrames fills dst with the logical bytes at within.. of a
@@ -128,13 +141,7 @@ func (r *Reader) readSubFrames(dst []byte, fr *frame, within int64) error {
 	end := within + int64(len(dst))
 	first, last := within/s, (end-1)/s
 	// The index up to the last frame read: lengths give the offsets.
-	var small [64 * 8]byte
-	var idx []byte
-	if n := 8 * (last + 1); n <= int64(len(small)) {
-		idx = small[:n]
-	} else {
-		idx = make([]byte, n)
-	}
+	idx := make([]byte, 8*(last+1))
 	if err := r.readAt(idx, base+dataLen, "chunk"); err != nil {
 		return err
 	}
@@ -147,46 +154,12 @@ func (r *Reader) readSubFrames(dst []byte, fr *frame, within int64) error {
 		if n == 0 || pos+n > dataLen {
 			return fr.subError(int(j), ErrFormat, "zstd frame of %d bytes at %d of %d", n, pos, dataLen)
 		}
-		cp := getSubBuf(int(n))
-		comp := *cp
-		if err := r.readAt(comp, base+pos, "chunk"); err != nil {
-			subPool.Put(cp)
+		lo, hi := j*s, min((j+1)*s, int64(fr.LogicalLen))
+		a, b := max(lo, within), min(hi, end)
+		if err := r.readSubFrame(dst[a-within:b-within], fr, j, base+pos, n, le32(idx[8*j+4:]), a-lo, hi-lo); err != nil {
 			return err
 		}
-		if c, want := crc(comp), le32(idx[8*j+4:]); c != want {
-			subPool.Put(cp)
-			return &FormatError{Region: "chunk", Offset: base + pos, Msg: fmt.Sprintf("chunk %d zstd frame %d: CRC32C %08x, stored %08x", fr.Index, j, c, want), Err: ErrChecksum}
-		}
-		lo, hi := j*s, min((j+1)*s, int64(fr.LogicalLen))
-		var err error
-		if within <= lo && hi <= end {
-			err = decodeInto(comp, dst[lo-within:hi-within])
-		} else {
-			op := getSubBuf(int(hi - lo))
-			if err = decodeInto(comp, *op); err == nil {
-				a, b := max(lo, within), min(hi, end)
-				copy(dst[a-within:b-within], (*op)[a-lo:b-lo])
-			}
-			subPool.Put(op)
-		}
-		subPool.Put(cp)
-		if err != nil {
-			return fr.subError(int(j), ErrFormat, "%v", err)
-		}
 		pos += n
-	}
-	return nil
-}
-
-// checkSubFrames is the writer's decode-after-encode check of a
-// FrameSubFrames chunk.
-func checkSubFrames(stored, want []byte, fr *frame) error {
-	back, err := decodeSubFrames(stored, fr, true, make([]byte, len(want)))
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(back, want) {
-		return fmt.Errorf("decodes to different bytes")
 	}
 	return nil
 }

@@ -155,7 +155,7 @@ func TestSubFrameStructure(t *testing.T) {
 	}
 	good := encodeSubFrames(e, data, 16<<10, nil)
 	fr := frame{Index: 1, LogicalLen: uint32(len(data)), StoredLen: uint32(len(good)), Codec: CodecZstd, Flags: FrameSubFrames, sub: 16 << 10}
-	if err := checkSubFrames(good, data, &fr); err != nil {
+	if back, err := decodeStored(good, &fr, true); err != nil || !bytes.Equal(back, data) {
 		t.Fatal(err)
 	}
 	k := subFrameCount(fr.LogicalLen, fr.sub)

@@ -43,24 +43,15 @@ func (r *Reader) Verify(ctx context.Context, progress func(done int64)) (*Verify
 			rep.Problems = append(rep.Problems, e)
 		}
 	}
-	// The table's sums are what the chunks were checked against, so the
-	// digest over them covers header, bitmap and all content.
-	hb := make([]byte, r.Header.Len)
-	if err := r.readAt(hb, 0, "header"); err != nil {
-		return nil, err
-	}
-	d := newDigest()
-	d.Write(hb)
-	d.Write(r.Bitmap)
 	for i := range r.frames {
-		d.Write(r.frames[i].Sum[:])
 		rep.Logical += int64(r.frames[i].LogicalLen)
 	}
-	d.Write(r.trailer)
-	var sum [32]byte
-	copy(sum[:], d.Sum(nil))
+	sum, err := r.digest()
+	if err != nil {
+		return nil, err
+	}
 	if sum != r.Footer.Digest {
-		rep.Problems = append(rep.Problems, &FormatError{Region: "footer", Offset: r.size - FooterLen + 32, Msg: "image digest differs from the one recorded", Err: ErrChecksum})
+		rep.Problems = append(rep.Problems, r.digestError())
 	}
 	return rep, nil
 }

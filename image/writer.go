@@ -219,17 +219,13 @@ func (w *Writer) encode(j *job) error {
 		// Keep compression only when it saves something worth a decode.
 		if len(out) < len(j.data)-len(j.data)/64 {
 			f := j.f
-			f.Codec = CodecZstd
+			f.Codec, f.StoredLen = CodecZstd, uint32(len(out))
 			if sub != 0 {
 				f.Flags = FrameSubFrames
-				f.StoredLen = uint32(len(out))
-				err = checkSubFrames(out, j.data, &f)
-			} else {
-				var back []byte
-				back, err = decoder.DecodeAll(out, make([]byte, 0, len(j.data)))
-				if err == nil && !bytes.Equal(back, j.data) {
-					err = errors.New("decodes to different bytes")
-				}
+			}
+			back, err := decodeStored(out, &f, true)
+			if err == nil && !bytes.Equal(back, j.data) {
+				err = errors.New("decodes to different bytes")
 			}
 			if err != nil {
 				return fmt.Errorf("image: chunk %d does not decode to what was encoded (%v)", j.index, err)
