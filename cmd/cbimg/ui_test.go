@@ -138,15 +138,9 @@ func TestUICancelBackup(t *testing.T) {
 	testvol.Need(t, "fusermount")
 	dir := t.TempDir()
 	vol := testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"})
-	f, err := os.Open(vol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
 	mnt := filepath.Join(dir, "slow")
 	os.Mkdir(mnt, 0o755)
-	m, err := mount.Mount(mnt, testvol.SlowFile{F: f, Bytes: st.Size(), Pause: 30 * time.Millisecond}, &mount.Options{ReadAheadKB: -1})
+	m, err := mount.Mount(mnt, testvol.OpenSlow(t, vol, 30*time.Millisecond), &mount.Options{ReadAheadKB: -1})
 	if err != nil {
 		t.Fatalf("mount the slow source: %v", err)
 	}

@@ -594,6 +594,22 @@ func (s SlowFile) ReadAt(p []byte, off int64) (int, error) {
 // Size is the file's length.
 func (s SlowFile) Size() int64 { return s.Bytes }
 
+// OpenSlow opens the file at path as a SlowFile pausing pause before every
+// read; the file is closed at cleanup.
+func OpenSlow(t testing.TB, path string, pause time.Duration) SlowFile {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return SlowFile{F: f, Bytes: st.Size(), Pause: pause}
+}
+
 // MountDriver starts cmd, a FUSE driver running in the foreground that
 // mounts at dir, waits until dir is a mount, and returns the function that
 // unmounts it (fusermount -u) and waits for the driver to write everything

@@ -240,17 +240,11 @@ func TestUICancelUnderWine(t *testing.T) {
 		t.Fatal(err)
 	}
 	testvol.Run(t, "mcopy", "-i", vol, data, "::/DATA.BIN")
-	f, err := os.Open(vol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
 	mnt := filepath.Join(dir, "slow")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m, err := mount.Mount(mnt, testvol.SlowFile{F: f, Bytes: st.Size(), Pause: 30 * time.Millisecond}, &mount.Options{ReadAheadKB: -1})
+	m, err := mount.Mount(mnt, testvol.OpenSlow(t, vol, 30*time.Millisecond), &mount.Options{ReadAheadKB: -1})
 	if err != nil {
 		t.Fatalf("mount the slow source: %v", err)
 	}
