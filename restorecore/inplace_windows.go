@@ -28,18 +28,14 @@ func openOnTarget(name, target string) (*image.Reader, *locate.File, *disk.Secti
 	if name == "" || name == "-" {
 		return nil, nil, nil, nil
 	}
-	wp, err := sysdev.ParseWinPath(target)
-	if err != nil || wp.Kind != sysdev.WinVolume || len(wp.Open) != len(`\\.\C:`) {
-		return nil, nil, nil, nil
-	}
 	abs, err := filepath.Abs(name)
 	abs = strings.TrimPrefix(abs, `\\?\`)
-	if err != nil || len(abs) < 3 || !strings.EqualFold(abs[:2], wp.Open[4:]) {
+	if err != nil || !sysdev.OnDriveVolume(target, abs) {
 		return nil, nil, nil, nil
 	}
-	volPath := "/" + strings.Trim(filepath.ToSlash(abs[3:]), "/")
-	if volPath == "/" {
-		return nil, nil, nil, fmt.Errorf("%w: %s is not a file", ErrInPlaceUnsafe, name)
+	volPath, ok := sysdev.DrivePath(abs)
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("%w: %s is not a file path on %s", ErrInPlaceUnsafe, name, abs[:2])
 	}
 	tgt, err := disk.OpenPartition(target, true)
 	if err != nil {

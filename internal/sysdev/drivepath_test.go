@@ -1,8 +1,8 @@
-package backupcore
+package sysdev
 
 import "testing"
 
-func TestWinSameVolume(t *testing.T) {
+func TestOnDriveVolume(t *testing.T) {
 	for _, c := range []struct {
 		src, img string
 		want     bool
@@ -14,13 +14,13 @@ func TestWinSameVolume(t *testing.T) {
 		{`\\.\PhysicalDrive0@2`, `C:\x.cbi`, false},
 		{`disk.img`, `C:\x.cbi`, false},
 	} {
-		if got := winSameVolume(c.src, c.img); got != c.want {
-			t.Errorf("winSameVolume(%q, %q) = %v", c.src, c.img, got)
+		if got := OnDriveVolume(c.src, c.img); got != c.want {
+			t.Errorf("OnDriveVolume(%q, %q) = %v", c.src, c.img, got)
 		}
 	}
 }
 
-func TestWinVolPath(t *testing.T) {
+func TestDrivePath(t *testing.T) {
 	for _, c := range []struct {
 		abs, want string
 		ok        bool
@@ -35,9 +35,9 @@ func TestWinVolPath(t *testing.T) {
 		{`\\server\share\x.cbi`, "", false},
 		{`x.cbi`, "", false},
 	} {
-		got, ok := winVolPath(c.abs)
+		got, ok := DrivePath(c.abs)
 		if got != c.want || ok != c.ok {
-			t.Errorf("winVolPath(%q) = %q, %v; want %q, %v", c.abs, got, ok, c.want, c.ok)
+			t.Errorf("DrivePath(%q) = %q, %v; want %q, %v", c.abs, got, ok, c.want, c.ok)
 		}
 	}
 }
