@@ -22,16 +22,8 @@ import (
 // fatOpenImage opens an image file with Open.
 func fatOpenImage(t testing.TB, img string) *Volume {
 	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := Open(f, st.Size())
+	f, size := testvol.OpenFile(t, img)
+	v, err := Open(f, size)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", filepath.Base(img), err)
 	}

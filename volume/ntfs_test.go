@@ -34,19 +34,11 @@ var ntfsRealImages = []struct {
 func ntfsRealImage(t *testing.T, dir, file string, partStart int64) (part io.ReaderAt, size int64, partPath string) {
 	t.Helper()
 	img := testvol.Real(t, "ntfs/"+strings.TrimSuffix(file, ".gz"))
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, size := testvol.OpenFile(t, img)
 	if partStart == 0 {
-		return f, st.Size(), img
+		return f, size, img
 	}
-	sr := io.NewSectionReader(f, partStart, st.Size()-partStart)
+	sr := io.NewSectionReader(f, partStart, size-partStart)
 	partPath = img + ".part"
 	out, err := os.Create(partPath)
 	if err != nil {

@@ -598,6 +598,14 @@ func (s SlowFile) Size() int64 { return s.Bytes }
 // read; the file is closed at cleanup.
 func OpenSlow(t testing.TB, path string, pause time.Duration) SlowFile {
 	t.Helper()
+	f, size := OpenFile(t, path)
+	return SlowFile{F: f, Bytes: size, Pause: pause}
+}
+
+// OpenFile opens the file at path read-only and returns it with its size;
+// it is closed at cleanup.
+func OpenFile(t testing.TB, path string) (*os.File, int64) {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -607,7 +615,7 @@ func OpenSlow(t testing.TB, path string, pause time.Duration) SlowFile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return SlowFile{F: f, Bytes: st.Size(), Pause: pause}
+	return f, st.Size()
 }
 
 // MountDriver starts cmd, a FUSE driver running in the foreground that
