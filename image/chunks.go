@@ -9,7 +9,7 @@ import (
 // Chunks hands out the logical stream of a seekable image one chunk at a
 // time, in index order, straight from the decode buffers: the fast path of a
 // restore, without the copies of a StreamReader. Every chunk is checked
-// (frame header against the table, CRC32C, BLAKE3) before Next returns it;
+// (frame header against the table, CRC32C, chunk sum) before Next returns it;
 // reading and decoding run ahead on all cores.
 type Chunks struct {
 	r    *Reader

@@ -54,7 +54,10 @@ const (
 	// RequireSubFrames: compressed chunks may consist of independent zstd
 	// frames of Header.SubFrameSize logical bytes each (FrameSubFrames).
 	RequireSubFrames = 1 << 1
-	knownRequired    = RequireBlockCRC | RequireSubFrames
+	// RequireXXH3: chunk sums are XXH3-128 of the logical bytes (16 bytes,
+	// then 16 zero bytes) instead of BLAKE3-256 (see FORMAT.md, threat model).
+	RequireXXH3   = 1 << 2
+	knownRequired = RequireBlockCRC | RequireSubFrames | RequireXXH3
 )
 
 // Frame flags (frame header byte 17, table entry byte 17).
@@ -558,8 +561,9 @@ type frame struct {
 	Codec      Codec
 	Flags      uint8  // FrameBlockCRC, FrameSubFrames
 	sub        uint32 // Header.SubFrameSize (not stored in the frame)
+	xxh        bool   // Header.RequiredFlags has RequireXXH3 (not stored)
 	StoredCRC  uint32
-	Sum        [32]byte // BLAKE3-256 of the logical bytes
+	Sum        [32]byte // checksum of the logical bytes (logicalSum)
 }
 
 func (f *frame) encodeHeader() []byte {

@@ -198,7 +198,7 @@ func (r *Reader) loadTable(dataStart int64) error {
 		fr := &r.frames[i]
 		fr.readEntry(&rb)
 		fr.Index = uint32(i)
-		fr.sub = h.SubFrameSize
+		fr.sub, fr.xxh = h.SubFrameSize, h.RequiredFlags&RequireXXH3 != 0
 		off := f.TableOffset + 8 + int64(i)*tableEntryLen
 		wantLen := int64(h.ChunkSize)
 		if i == len(r.frames)-1 {
@@ -498,7 +498,7 @@ func (r *Reader) prefetch(k int) {
 	}()
 }
 
-// loadChunk reads, checks and decodes one chunk. With full, the BLAKE3 sum of
+// loadChunk reads, checks and decodes one chunk. With full, the checksum of
 // the logical bytes is checked too (verify); random reads rely on the CRC.
 func (r *Reader) loadChunk(fr *frame, full bool) ([]byte, error) {
 	n := frameHeaderLen + int(fr.StoredLen)
@@ -557,8 +557,8 @@ func decodeChunk(buf []byte, want *frame, full bool) ([]byte, error) {
 		return nil, err
 	}
 	if full {
-		if s := sum(data); s != want.Sum {
-			return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "BLAKE3 sum of the logical bytes differs")
+		if s := want.logicalSum(data); s != want.Sum {
+			return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "%s of the logical bytes differs", want.sumName())
 		}
 	}
 	return data, nil

@@ -10,16 +10,16 @@ import (
 	"runtime"
 )
 
-// sum is the chunk checksum: BLAKE3-256 of the logical bytes (more than
-// twice as fast as SHA-256 here, and as strong).
-func sum(p []byte) [32]byte { return blake3.Sum256(p) }
+// blake3Sum is the chunk checksum of images without RequireXXH3: BLAKE3-256
+// of the logical bytes.
+func blake3Sum(p []byte) [32]byte { return blake3.Sum256(p) }
 
 func newDigest() hash.Hash { return blake3.New() }
 
 // StreamReader reads an image front to back from a plain io.Reader (a pipe)
 // and returns its logical stream: system extents in header order, then the
 // stored clusters in ascending order. Every chunk is checked (CRC32C and
-// BLAKE3) before its bytes are returned; the table, footer and image digest
+// chunk sum) before its bytes are returned; the table, footer and image digest
 // are checked before Read returns io.EOF. Decoding runs on all cores.
 type StreamReader struct {
 	Header *Header
@@ -112,7 +112,7 @@ func (s *StreamReader) produce() {
 		off := s.off
 		if j.err = s.full(hdr, "chunk"); j.err == nil {
 			j.f, j.err = decodeFrameHeader(hdr, off)
-			j.f.sub = h.SubFrameSize
+			j.f.sub, j.f.xxh = h.SubFrameSize, h.RequiredFlags&RequireXXH3 != 0
 		}
 		if j.err == nil && (j.f.Index != i || j.f.StoredLen > maxChunkSize+maxChunkSize/8 || j.f.LogicalLen > h.ChunkSize) {
 			j.err = &FormatError{Region: "chunk", Offset: off, Msg: fmt.Sprintf("frame %d announces index %d, %d/%d bytes", i, j.f.Index, j.f.StoredLen, j.f.LogicalLen), Err: ErrFormat}

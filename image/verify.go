@@ -17,7 +17,7 @@ type VerifyReport struct {
 // OK reports whether nothing was found wrong.
 func (v *VerifyReport) OK() bool { return len(v.Problems) == 0 }
 
-// Verify reads every chunk, checks its CRC32C and BLAKE3 sum against the table,
+// Verify reads every chunk, checks its CRC32C and chunk sum against the table,
 // and recomputes the image digest. Damaged chunks are all listed (with
 // their offsets); the header, bitmap, table and footer were already checked
 // by Open. progress, when set, is called with logical bytes checked.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
@@ -64,7 +63,7 @@ func NewWriter(w io.Writer, h *Header, bitmap []byte, opts WriterOptions) (*Writ
 	if int64(len(bitmap)) != h.BitmapLen {
 		return nil, fmt.Errorf("image: bitmap is %d bytes, header says %d", len(bitmap), h.BitmapLen)
 	}
-	h.RequiredFlags |= RequireBlockCRC
+	h.RequiredFlags |= RequireBlockCRC | RequireXXH3
 	if h.SubFrameSize != 0 {
 		h.RequiredFlags |= RequireSubFrames
 	}
@@ -204,8 +203,8 @@ func (w *Writer) worker() {
 // encode compresses one chunk, decodes it again and compares before the
 // chunk is committed, and computes its checksums.
 func (w *Writer) encode(j *job) error {
-	j.f = frame{Index: j.index, LogicalLen: uint32(len(j.data)), Codec: CodecNone, sub: w.h.SubFrameSize}
-	j.f.Sum = sum(j.data)
+	j.f = frame{Index: j.index, LogicalLen: uint32(len(j.data)), Codec: CodecNone, sub: w.h.SubFrameSize, xxh: w.h.RequiredFlags&RequireXXH3 != 0}
+	j.f.Sum = j.f.logicalSum(j.data)
 	j.stored = j.data
 	if w.h.Codec == CodecZstd && !w.enc.incompressible(j.data) {
 		sub := int(w.h.SubFrameSize)
@@ -234,15 +233,25 @@ func (w *Writer) encode(j *job) error {
 			j.f = f
 		}
 	}
-	j.f.StoredCRC = crc(j.stored)
 	j.blocks = j.blocks[:0]
 	if j.f.Codec == CodecNone {
-		// Block checksums let a reader check a few KiB without the rest.
+		// Block checksums let a reader check a few KiB without the rest;
+		// the stored CRC follows from them, so the bytes are read once.
 		j.f.Flags = FrameBlockCRC
+		var all uint32
 		for k := 0; k < len(j.data); k += BlockSize {
-			j.blocks = binary.LittleEndian.AppendUint32(j.blocks, crc(j.data[k:min(k+BlockSize, len(j.data))]))
+			b := j.data[k:min(k+BlockSize, len(j.data))]
+			c := crc(b)
+			j.blocks = binary.LittleEndian.AppendUint32(j.blocks, c)
+			op := blockShift
+			if len(b) != BlockSize {
+				op = shiftOp(int64(len(b)))
+			}
+			all = crcCombine(all, c, op)
 		}
-		j.f.StoredCRC = crc32.Update(j.f.StoredCRC, crcTable, j.blocks)
+		j.f.StoredCRC = crcCombine(all, crc(j.blocks), shiftOp(int64(len(j.blocks))))
+	} else {
+		j.f.StoredCRC = crc(j.stored)
 	}
 	j.f.StoredLen = uint32(len(j.stored) + len(j.blocks))
 	return nil

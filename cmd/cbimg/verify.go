@@ -29,7 +29,7 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "verify IMAGE",
 		Short: "Check every checksum of an image and its digest",
-		Long:  "verify reads every chunk, checks its CRC32C and BLAKE3 sum, and recomputes the image digest.\nIt exits 0 when everything checks and 3 otherwise, naming each damaged region and its byte offset.",
+		Long:  "verify reads every chunk, checks its CRC32C and chunk sum, and recomputes the image digest.\nIt exits 0 when everything checks and 3 otherwise, naming each damaged region and its byte offset.",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, g, args[0])
