@@ -19,6 +19,7 @@ type backupOptions struct {
 	Excludes          []string
 	NoDefaultExcludes bool
 	Force             bool
+	Overwrite         bool
 	SectorBySector    bool
 	Rescue            bool
 	ChunkSize         string
@@ -32,6 +33,7 @@ func (o *backupOptions) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Excludes, "exclude", nil, "leave out files matching GLOB (case-insensitive; with a / it matches the whole path); repeatable")
 	f.BoolVar(&o.NoDefaultExcludes, "no-default-excludes", false, "also image hiberfil.sys, pagefile.sys, swapfile.sys and cbimg images on the volume")
 	f.BoolVar(&o.Force, "force", false, "back up a source that is mounted read-write")
+	f.BoolVar(&o.Overwrite, "overwrite", false, "replace an existing IMAGE (without it: asked on a terminal, refused otherwise)")
 	f.StringVar(&o.ChunkSize, "chunk-size", "1M", "logical bytes per chunk (64K to 64M): the unit of checksums, parallel compression and verify")
 	f.StringVar(&o.ZstdFrame, "zstd-frame", "32K", "logical bytes per independent zstd frame in a compressed chunk (4K to the chunk size, a power of two): a random read of a mounted image decodes one frame; 0 = one frame per chunk, about 5-10 % smaller for text-like data but each random read decodes a whole chunk")
 	f.BoolVar(&o.Rescue, "rescue", false, "store unreadable clusters as zeros, list them in the image, and go on")
@@ -50,7 +52,16 @@ standard output). hiberfil.sys, pagefile.sys, swapfile.sys in the volume root
 and cbimg images found on the volume are left out: they keep their size and
 read as zeros after a restore.
 
-` + exitHelp,
+An existing IMAGE is replaced only with --overwrite (on a terminal cbimg asks
+instead); without a terminal and without --overwrite backup refuses (exit 4).
+The old image stays whole until the new one is complete. A leftover
+IMAGE.partial of an interrupted backup is replaced without asking. Images are
+created with mode 0600 (readable by the owner only): they hold every file of
+the partition.`,
+		Example: `  cbimg backup /dev/sdb1 sdb1.cbi
+  cbimg backup --exclude '*.tmp' --split 4G /dev/sda@2 /mnt/usb/c.cbi
+  cbimg backup --overwrite /dev/sdb1 sdb1.cbi     # replace last week's image
+  cbimg backup /dev/sdb1 - | ssh host 'cat > sdb1.cbi'`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBackup(cmd, g, o, args[0], args[1])
@@ -127,6 +138,11 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 			return usageError{fmt.Errorf("refusing to write an image to a terminal; redirect standard output")}
 		}
 	}
+	if imagePath != "-" {
+		if err := confirmImageOverwrite(o, imagePath); err != nil {
+			return err
+		}
+	}
 	p := newProgress(g)
 	opts := backupcore.Options{
 		Source: source, Image: imagePath, Output: stdout, Codec: codec, Level: level, Split: split,
@@ -155,11 +171,39 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 			Warnings []string `json:"warnings"`
 		}{info, res.Duration.Seconds(), append([]string{}, res.Warnings...)})
 	}
-	say(g, out, "Backed up %s (%s, %s used) to %s: %s in %.1fs\n", source, info.FileSystem, human(info.DataBytes), imagePath, human(res.ImageBytes), res.Duration.Seconds())
+	say(g, out, "Backed up %s (%s, %s used, %s stored) to %s: %s in %s\n", source, info.FileSystem, human(info.UsedBytes), human(info.DataBytes), imagePath, human(res.ImageBytes), seconds(res.Duration))
 	for _, x := range info.Exclusions {
-		say(g, out, "  excluded %s (%s, %s)\n", x.Path, x.Reason, human(x.Bytes))
+		say(g, out, "  excluded %s (%s, %s)\n", x.Path, exclusionRule(x.Reason), human(x.Bytes))
 	}
 	return nil
+}
+
+// confirmImageOverwrite asks before a backup replaces an existing image.
+func confirmImageOverwrite(o *backupOptions, imagePath string) error {
+	st, err := os.Stat(imagePath)
+	if err != nil || !st.Mode().IsRegular() {
+		return nil // missing (or not a plain file: backupcore says why)
+	}
+	what := fmt.Sprintf("%s exists (%s, %s)", imagePath, human(st.Size()), st.ModTime().Format("2006-01-02 15:04"))
+	return overwrite{Yes: o.Overwrite, Flag: "--overwrite"}.ask(what, "Backup would replace "+what+".", "")
+}
+
+// exclusionRule says which rule left a file out, as the user would write
+// it: "default: page file", "--exclude '*.tmp'".
+func exclusionRule(reason string) string {
+	switch strings.ToLower(reason) {
+	case "/hiberfil.sys":
+		return "default: hibernation file"
+	case "/pagefile.sys":
+		return "default: page file"
+	case "/swapfile.sys":
+		return "default: swap file"
+	case strings.ToLower(backupcore.ImageRule):
+		return "default: a cbimg image"
+	case strings.ToLower(backupcore.InPlaceRule):
+		return "the image itself, written in place"
+	}
+	return "--exclude '" + reason + "'"
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

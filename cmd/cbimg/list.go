@@ -34,6 +34,12 @@ func newListCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list DISK|PARTITION|DIR",
 		Short: "Find cbimg images on a disk's partitions (read raw, unmounted) or in a directory",
+		Long: `list looks for cbimg images on every NTFS/FAT partition of DISK (read raw: nothing
+is mounted), on one PARTITION, or in a directory, and shows each image's source,
+file system, date and the partitions it restores to.`,
+		Example: `  cbimg list /dev/sdb
+  cbimg list /mnt/usb/backups
+  cbimg list --json /dev/sda@3`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			found, err := catalog.Scan(cmd.Context(), args[0])

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/cbimg/cbimg/backupcore"
 	"github.com/cbimg/cbimg/image"
+	_ "github.com/cbimg/cbimg/internal/noquery" // before Bubble Tea: no terminal queries
 	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/restorecore"
 	"github.com/cbimg/cbimg/volume"
@@ -57,7 +57,11 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "cbimg",
 		Short:         "Cluster-based images of NTFS and FAT partitions",
-		Long:          "cbimg backs up an NTFS or FAT partition by copying only the clusters the file system uses,\nrestores it, verifies images and mounts them read-only.\n\n" + exitHelp,
+		Long:          "cbimg backs up an NTFS or FAT partition by copying only the clusters the file system uses,\nrestores it, verifies images and mounts them read-only. Every command takes --help.\n\n" + exitHelp,
+		Example: `  cbimg backup /dev/sdb1 sdb1.cbi
+  cbimg verify sdb1.cbi
+  cbimg restore sdb1.cbi /dev/sdc1
+  cbimg ui`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       backupcore.Version,
@@ -68,6 +72,7 @@ func newRootCommand() *cobra.Command {
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
 	}
+	usageArgs(root)
 	return root
 }
 
@@ -90,12 +95,14 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	err := newRootCommand().ExecuteContext(ctx)
+	root := newRootCommand()
+	cmd, err := root.ExecuteContextC(ctx)
+	code := exitCode(ctx, err)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cbimg:", err)
+		printError(os.Stderr, root, cmd, err, code)
 	}
 	pprof.StopCPUProfile()
-	os.Exit(exitCode(ctx, err))
+	os.Exit(code)
 }
 
 // usageError marks command-line mistakes.
