@@ -40,7 +40,7 @@ file system, date and the partitions it restores to.`,
 		Example: `  cbimg list /dev/sdb
   cbimg list /mnt/usb/backups
   cbimg list --json /dev/sda@3`,
-		Args:  cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			found, err := catalog.Scan(cmd.Context(), args[0])
 			if err != nil {

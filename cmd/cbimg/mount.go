@@ -90,7 +90,7 @@ func newUmountCommand(g *globalOptions) *cobra.Command {
 		Long: `umount unmounts the cbimg mount at MOUNTPOINT; its background server then
 exits. It fails while a process has volume.raw open. fusermount -u works too.`,
 		Example: `  cbimg umount /mnt/img`,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := mount.Unmount(args[0]); err != nil {
 				return mountError(err)

@@ -28,12 +28,12 @@ type progress struct {
 	width int
 	now   func() time.Time
 
-	phase      string
-	total      int64
-	started    time.Time
-	last       time.Time // last frame drawn
-	samples    []sample  // recent (time, done) pairs for the rate
-	lastLen    int
+	phase   string
+	total   int64
+	started time.Time
+	last    time.Time // last frame drawn
+	samples []sample  // recent (time, done) pairs for the rate
+	lastLen int
 }
 
 type sample struct {
