@@ -381,7 +381,7 @@ func runCat(ctx context.Context, out, errw io.Writer, g *globalOptions, imagePat
 	defer f.Close()
 	st, _ := f.Stat()
 	if st.IsDir() {
-		return usageError{fmt.Errorf("%s: is a directory (list it with cbimg ls, copy it with cbimg extract)", arg)}
+		return fmt.Errorf("%s: is a directory (list it with cbimg ls, copy it with cbimg extract)", arg)
 	}
 	e := st.Sys().(*browse.Entry)
 	if e.Excluded != "" && !g.Quiet {

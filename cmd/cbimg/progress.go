@@ -105,6 +105,12 @@ func (p *progress) draw(done int64) {
 
 // progressLine formats one frame; rate 0 means "not known yet".
 func progressLine(phase string, done, total int64, rate float64, width int) string {
+	if total <= 0 {
+		if done > 0 {
+			return phase + "  " + human(done)
+		}
+		return phase + " ..."
+	}
 	pct := 0
 	if total > 0 {
 		pct = int(min(done*100/total, 100))

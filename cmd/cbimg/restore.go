@@ -95,6 +95,12 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions, imagePa
 	res, err := restorecore.Restore(cmd.Context(), opts)
 	p.done()
 	if err != nil {
+		if isImageProblem(err) && imagePath != "-" {
+			return imageErr(imagePath, err)
+		}
+		if errors.Is(err, restorecore.ErrSameFile) {
+			return fmt.Errorf("%s: %w", target, err)
+		}
 		return err
 	}
 	w := cmd.OutOrStdout()
