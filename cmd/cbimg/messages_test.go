@@ -3,8 +3,6 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"flag"
 	"os"
 	"os/exec"
@@ -29,22 +27,7 @@ func TestMessagesGolden(t *testing.T) {
 	fat := testvol.Real(t, "fat/mkfs-fat16-lfn.img")
 	ntfs := testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"})
 	run := func(stdin []byte, args ...string) (string, string, int) {
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = dir
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if stdin != nil {
-			cmd.Stdin = bytes.NewReader(stdin)
-		}
-		err := cmd.Run()
-		var ee *exec.ExitError
-		code := 0
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), errb.String(), code
+		return cbimgIn(t, dir, stdin, args...)
 	}
 	must := func(args ...string) {
 		if _, stderr, code := run(nil, args...); code != 0 {
