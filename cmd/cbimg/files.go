@@ -308,7 +308,7 @@ func printLong(w io.Writer, j lsJSON, typ volume.Type) {
 	}
 	note := ""
 	if j.Excluded {
-		note += fmt.Sprintf("  [excluded at backup (%s): reads as zeros]", j.ExcludedReason)
+		note += fmt.Sprintf("  [excluded at backup (%s): reads as zeros]", exclusionRule(j.ExcludedReason))
 	}
 	if j.Reparse {
 		note += "  [reparse point: not followed]"
@@ -385,7 +385,7 @@ func runCat(ctx context.Context, out, errw io.Writer, g *globalOptions, imagePat
 	}
 	e := st.Sys().(*browse.Entry)
 	if e.Excluded != "" && !g.Quiet {
-		fmt.Fprintf(errw, "cbimg: note: %s was excluded at backup (%s); its %d bytes read as zeros\n", arg, e.Excluded, e.Size)
+		fmt.Fprintf(errw, "cbimg: note: %s was excluded at backup (%s); its %d bytes read as zeros\n", arg, exclusionRule(e.Excluded), e.Size)
 	}
 	if e.Reparse && !g.Quiet {
 		fmt.Fprintf(errw, "cbimg: note: %s is a reparse point; not followed, printing its own data (%d bytes)\n", arg, e.Size)
