@@ -73,6 +73,7 @@ func newRootCommand() *cobra.Command {
 		root.AddCommand(add(g))
 	}
 	usageArgs(root)
+	noteExitCodes(root)
 	return root
 }
 

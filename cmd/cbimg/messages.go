@@ -132,6 +132,19 @@ func usageArgs(cmd *cobra.Command) {
 	})
 }
 
+// exitCodesNote ends every command's long help: the table itself is in
+// "cbimg --help" only.
+const exitCodesNote = `The exit codes are listed in "cbimg --help".`
+
+func noteExitCodes(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if c.Long != "" && !strings.Contains(c.Long, exitCodesNote) {
+			c.Long = strings.TrimRight(c.Long, "\n") + "\n\n" + exitCodesNote
+		}
+		noteExitCodes(c)
+	}
+}
+
 // printError prints err for people, and for a usage error the command's
 // usage line and where to read more.
 func printError(w io.Writer, root, cmd *cobra.Command, err error, code int) {
