@@ -531,11 +531,20 @@ func confirmExtract(t *browse.FS, paths []string, o *extractOptions) error {
 				return nil
 			}
 			host := filepath.Join(o.Dest, filepath.FromSlash(name))
-			if st, err := os.Lstat(host); err == nil && !st.IsDir() {
-				if n == 0 {
-					first = host
+			hosts := []string{host}
+			if o.Streams {
+				ss, _ := t.Streams(name)
+				for _, s := range ss {
+					hosts = append(hosts, host+":"+s.Name)
 				}
-				n++
+			}
+			for _, h := range hosts {
+				if st, err := os.Lstat(h); err == nil && !st.IsDir() {
+					if n == 0 {
+						first = h
+					}
+					n++
+				}
 			}
 			return nil
 		})
