@@ -104,7 +104,7 @@ var argCount = []struct {
 	{regexp.MustCompile(`^accepts (\d+) arg\(s\), received (\d+)$`), "takes $1 arguments, got $2"},
 	{regexp.MustCompile(`^requires at least (\d+) arg\(s\), only received (\d+)$`), "takes at least $1 arguments, got $2"},
 	{regexp.MustCompile(`^accepts between (\d+) and (\d+) arg\(s\), received (\d+)$`), "takes $1 to $2 arguments, got $3"},
-	{regexp.MustCompile(`^unknown command "(.*)" for "(.*)"$`), `unknown command "$1"`},
+	{regexp.MustCompile(`^unknown command "([^"]*)" for "[^"]*"`), `unknown command "$1"`},
 }
 
 var oneArgs = strings.NewReplacer("takes 1 arguments", "takes 1 argument", "at least 1 arguments", "at least 1 argument", "got 1 arguments", "got 1 argument")
@@ -154,7 +154,7 @@ func printError(w io.Writer, root, cmd *cobra.Command, err error, code int) {
 			msg = a.re.ReplaceAllString(msg, a.repl)
 		}
 	}
-	fmt.Fprintln(w, "cbimg:", msg)
+	fmt.Fprintln(w, "cbimg:", strings.TrimRight(msg, "\n"))
 	if code != exitUsage {
 		return
 	}

@@ -94,6 +94,7 @@ func TestMessagesGolden(t *testing.T) {
 		{args: []string{"extract", "v.cbi"}},
 		{args: []string{"ls", "a", "b", "c"}},
 		{args: []string{"frobnicate"}},
+		{args: []string{"bakup", "a", "b"}},
 		{args: []string{"backup", "--bogus", "a", "b"}},
 		{args: []string{"backup", "--compress", "lz4", "fat.img", "y.cbi"}},
 		{args: []string{"backup", "ntfs.img", "d.cbi"}, stdout: true},
