@@ -57,6 +57,9 @@ chunk's checksum is checked; IMAGE must then be a file.`,
 
 func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions, imagePath, target string) error {
 	if target == "-" {
+		if o.Resume || o.ZeroFree {
+			return usageError{errors.New("restore to standard output: --resume and --zero-free need a target that can be written in place (the stream already holds zeros for free clusters)")}
+		}
 		return restoreToStdout(cmd, g, imagePath)
 	}
 	p := newProgress(g)
