@@ -138,6 +138,8 @@ const exitCodesNote = `The exit codes are listed in "cbimg --help".`
 
 func noteExitCodes(root *cobra.Command) {
 	for _, c := range root.Commands() {
+		// A command written with the table in its help gets the note.
+		c.Long = strings.Replace(c.Long, exitHelp, "", 1)
 		if c.Long != "" && !strings.Contains(c.Long, exitCodesNote) {
 			c.Long = strings.TrimRight(c.Long, "\n") + "\n\n" + exitCodesNote
 		}
