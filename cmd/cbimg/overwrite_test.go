@@ -311,3 +311,13 @@ func TestProgressOnTerminal(t *testing.T) {
 		}
 	}
 }
+
+// The menu asks the terminal nothing either: no background-colour query
+// (OSC 11) and no cursor-position request (DSR) in what it writes.
+func TestMenuSendsNoQueries(t *testing.T) {
+	vol := testvol.FAT(t, testvol.FATSpec{Bits: 16, Content: "basic"})
+	out, code := ptyRun(t, "fat16", "q", "ui", vol)
+	if code != 0 || strings.Contains(out, "\x1b]11;?") || strings.Contains(out, "\x1b[6n") {
+		t.Fatalf("cbimg ui: exit %d; queries in %q", code, out)
+	}
+}
