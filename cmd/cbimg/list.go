@@ -54,7 +54,7 @@ file system, date and the partitions it restores to.`,
 					j.FileSystem, j.Source, j.Label = volume.Type(h.FSType).String(), h.SourceName, h.Label
 					j.Created, j.DataBytes, j.FSBytes = h.Created.UTC().Format(time.RFC3339), h.LogicalLen, h.FSSize
 				} else if f.Err != nil {
-					j.Error = f.Err.Error()
+					j.Error = userMessage(f.Err)
 				}
 				out = append(out, j)
 			}
