@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cbimg/cbimg/backupcore"
+	"github.com/cbimg/cbimg/disk/disktest"
 	"github.com/cbimg/cbimg/image"
 	"github.com/spf13/cobra"
 )
@@ -92,5 +93,42 @@ func TestVersion(t *testing.T) {
 	out, _, code = cbimg(t, nil, "version")
 	if code != 0 || !strings.Contains(out, "cbimg "+backupcore.Version) || !strings.Contains(out, "image format") {
 		t.Fatalf("version: exit %d\n%s", code, out)
+	}
+}
+
+// "used" is one number everywhere: partitions, backup and info give the
+// same bytes (allocated clusters and system areas, excluded files
+// included) for each file system of a disk.
+func TestUsedMeansTheSame(t *testing.T) {
+	d := disktest.MBR(t)
+	out, stderr, code := cbimg(t, nil, "partitions", "--json", d)
+	if code != 0 {
+		t.Fatalf("partitions: %d %s", code, stderr)
+	}
+	var pj partitionsJSON
+	if err := json.Unmarshal([]byte(out), &pj); err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, p := range pj.Partitions {
+		if p.UsedBytes == nil {
+			continue
+		}
+		img := filepath.Join(t.TempDir(), "u.cbi")
+		out, stderr, code := cbimg(t, nil, "backup", "--json", p.Spec, img)
+		if code != 0 {
+			t.Fatalf("backup %s: %d %s", p.Spec, code, stderr)
+		}
+		var b, i infoJSON
+		json.Unmarshal([]byte(out), &b)
+		out, _, _ = cbimg(t, nil, "info", "--json", img)
+		json.Unmarshal([]byte(out), &i)
+		if b.UsedBytes != *p.UsedBytes || i.UsedBytes != *p.UsedBytes || b.UsedBytes == b.DataBytes && len(b.Exclusions) > 0 {
+			t.Errorf("%s (%s): partitions says %d used, backup %d, info %d (stored %d)", p.Spec, p.FileSystem, *p.UsedBytes, b.UsedBytes, i.UsedBytes, b.DataBytes)
+		}
+		checked++
+	}
+	if checked < 2 {
+		t.Fatalf("only %d partitions with a file system", checked)
 	}
 }

@@ -230,7 +230,12 @@ func describeDisk(d *disk.Disk) partitionsJSON {
 		if err == nil {
 			pj.FileSystem, pj.Label, pj.ClusterSize = vol.Info.Type.String(), vol.Info.Label, vol.Info.ClusterSize
 			if bm, err := vol.Bitmap(); err == nil {
+				// "used" as everywhere: allocated clusters and the system
+				// areas, files a backup would exclude included.
 				used := int64(popcountBytes(bm)) * int64(vol.Info.ClusterSize)
+				for _, e := range vol.SystemExtents() {
+					used += e.Length
+				}
 				pj.UsedBytes = &used
 			} else {
 				pj.Problem = err.Error()
