@@ -36,8 +36,9 @@ const exitHelp = `Exit codes:
   1   error (I/O and everything not listed below)
   2   bad command line
   3   the image is damaged, truncated, or of a version this cbimg cannot read
-  4   refused for safety (target or source mounted, target too small, not confirmed,
-      mountpoint busy or not empty)
+  4   refused for safety (target or source mounted, target too small, not confirmed
+      or no terminal to ask: --yes or --overwrite consents, mountpoint busy or not
+      empty)
   5   the source file system is unrecognized, damaged or unsupported
   130 cancelled (Ctrl-C)`
 
