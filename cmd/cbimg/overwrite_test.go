@@ -216,6 +216,20 @@ func TestBackupOverwriteAsks(t *testing.T) {
 	if st, err := os.Stat(img); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("image mode: %v %v", st.Mode(), err)
 	}
+	// --mode opens the finished image and every split volume.
+	if _, stderr, code := cbimg(t, nil, "backup", "-q", "--overwrite", "--mode", "0640", "--split", "1M", "--compress", "none", testvol.Real(t, "ntfs/win10-test-ntfs.dd"), img); code != 0 {
+		t.Fatalf("backup --mode 0640: exit %d %s", code, stderr)
+	}
+	for _, p := range []string{img, img + ".002"} {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o640 {
+			t.Fatalf("%s: %v, want mode 0640", p, st)
+		}
+	}
+	for _, bad := range []string{"0644x", "0400", "1777"} {
+		if _, _, code := cbimg(t, nil, "backup", "--overwrite", "--mode", bad, src, img); code != exitUsage {
+			t.Fatalf("--mode %s: exit %d", bad, code)
+		}
+	}
 }
 
 // Extract over files that exist in DEST: refused without a terminal unless
