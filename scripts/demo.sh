@@ -14,7 +14,7 @@ cbimg=$work/cbimg
 echo "== building a sample NTFS volume in $work/sample.ntfs"
 testdata/mkvol/ntfs.sh "$work/sample.ntfs" 64 0 basic
 echo "== cbimg backup"
-$cbimg backup "$work/sample.ntfs" "$work/sample.cbi"
+$cbimg backup --overwrite "$work/sample.ntfs" "$work/sample.cbi"   # CBIMG_DEMO_DIR may hold an earlier run
 echo "== cbimg verify"
 $cbimg verify "$work/sample.cbi"
 echo "== cbimg info"
@@ -22,7 +22,7 @@ $cbimg info "$work/sample.cbi"
 echo "== cbimg ls (files inside the image, no restore needed)"
 $cbimg ls -r --long "$work/sample.cbi" | head -20
 echo "== cbimg restore (of an image without exclusions, to compare byte for byte)"
-$cbimg backup -q --no-default-excludes "$work/sample.ntfs" "$work/all.cbi"
+$cbimg backup -q --overwrite --no-default-excludes "$work/sample.ntfs" "$work/all.cbi"
 rm -f "$work/restored.ntfs"
 $cbimg restore --yes "$work/all.cbi" "$work/restored.ntfs"
 a=$(ntfsclone --save-image --force -o - "$work/sample.ntfs" 2>/dev/null | sha256sum | cut -c1-16)

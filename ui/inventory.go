@@ -57,6 +57,28 @@ type Dir struct {
 type Img struct {
 	catalog.Found
 	Dir string // the --images directory it was found in, "" when on a partition
+	// Damage says why an image whose header reads is still not whole
+	// (truncated, a bad chunk table or footer); "" when those check.
+	Damage string
+}
+
+// checkDamage opens the image as a restore or mount would (header, bitmap,
+// chunk table and footer are read and checked, not the chunks) and notes
+// what is wrong, so that the menu never offers a broken image as whole.
+func (i *Img) checkDamage() {
+	if i.Header == nil {
+		return
+	}
+	_, done, err := openImage(i)
+	if err != nil {
+		i.Damage = err.Error()
+		var fe *image.FormatError
+		if errors.As(err, &fe) {
+			i.Damage = fmt.Sprintf("%s at byte %d: %s", fe.Region, fe.Offset, fe.Msg)
+		}
+		return
+	}
+	done()
 }
 
 // Name is a short name for menus.
@@ -138,7 +160,9 @@ func Scan(ctx context.Context, cfg Config) *Inventory {
 			inv.Problems = append(inv.Problems, fmt.Sprintf("looking for images on %s: %v", spec, err))
 		}
 		for _, f := range found {
-			inv.Images = append(inv.Images, Img{Found: f})
+			img := Img{Found: f}
+			img.checkDamage()
+			inv.Images = append(inv.Images, img)
 		}
 	}
 	for _, dir := range cfg.ImageDirs {
@@ -165,6 +189,7 @@ func Scan(ctx context.Context, cfg Config) *Inventory {
 						}
 					}
 				}
+				img.checkDamage()
 				inv.Images = append(inv.Images, img)
 			}
 		}

@@ -182,6 +182,13 @@ func (mn *menu) addImage(m *Model, img *Img) {
 	add(fmt.Sprintf("  image %s  (%s)", name, human(img.Size)), nil)
 	add(fmt.Sprintf("        %s%s, %s of data, made %s from %s", volume.Type(h.FSType), label, human(h.LogicalLen),
 		h.Created.Local().Format("2006-01-02 15:04"), h.SourceName), nil)
+	if img.Damage != "" {
+		// Truncated or a bad table: verify says more; nothing that
+		// trusts the image is offered.
+		add("        DAMAGED: "+img.Damage, nil)
+		add("", &action{kind: actVerify, img: img})
+		return
+	}
 	inPlace := map[string]bool{}
 	for _, t := range img.InPlace {
 		inPlace[t] = true

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	_ "github.com/cbimg/cbimg/internal/noquery" // before Bubble Tea: no terminal queries
 	tea "github.com/charmbracelet/bubbletea"
 )
 

@@ -6,9 +6,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cbimg/cbimg/backupcore"
+	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/testvol"
 	tea "github.com/charmbracelet/bubbletea"
 )
@@ -179,4 +182,47 @@ func TestText(t *testing.T) {
 	if got := unusedName(filepath.Join(os.TempDir(), "no-such-cbimg-file.cbi")); !strings.HasSuffix(got, "no-such-cbimg-file.cbi") {
 		t.Errorf("unusedName: %s", got)
 	}
+}
+
+// An image whose header reads but whose end is cut off (an interrupted
+// copy) is marked DAMAGED and offered for verify only, never for restore or
+// mount; a whole image beside it keeps every offer.
+func TestMenuMarksDamagedImage(t *testing.T) {
+	vol := testvol.FAT(t, testvol.FATSpec{Bits: 16, Content: "basic"})
+	target := testvol.Copy(t, vol)
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.cbi"), filepath.Join(dir, "bad.cbi")
+	if _, err := backupcore.Backup(context.Background(), backupcore.Options{Source: vol, Image: good, Codec: image.CodecZstd}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, b[:len(b)*2/3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := newScanned(t, Config{Disks: []string{target}, ImageDirs: []string{dir}}, 80, 25)
+	offers := map[string][]actKind{}
+	for _, r := range m.menu.rows {
+		if r.act != nil && r.act.img != nil {
+			offers[filepath.Base(r.act.img.Path)] = append(offers[filepath.Base(r.act.img.Path)], r.act.kind)
+		}
+	}
+	if got := offers["bad.cbi"]; len(got) != 1 || got[0] != actVerify {
+		t.Errorf("truncated image offered %v, want verify only", got)
+	}
+	for _, k := range []actKind{actRestore, actVerify, actMount} {
+		if !slices.Contains(offers["good.cbi"], k) {
+			t.Errorf("whole image lacks offer %v: %v", k, offers["good.cbi"])
+		}
+	}
+	var text []string
+	for _, r := range m.menu.rows {
+		text = append(text, r.text)
+	}
+	if all := strings.Join(text, "\n"); !strings.Contains(all, "DAMAGED") {
+		t.Errorf("no DAMAGED mark:\n%s", all)
+	}
+	checkView(t, m)
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"github.com/cbimg/cbimg/backupcore"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/units"
+	"github.com/cbimg/cbimg/locate"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -19,6 +22,8 @@ type backupOptions struct {
 	Excludes          []string
 	NoDefaultExcludes bool
 	Force             bool
+	Overwrite         bool
+	Mode              string
 	SectorBySector    bool
 	Rescue            bool
 	ChunkSize         string
@@ -32,6 +37,8 @@ func (o *backupOptions) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Excludes, "exclude", nil, "leave out files matching GLOB (case-insensitive; with a / it matches the whole path); repeatable")
 	f.BoolVar(&o.NoDefaultExcludes, "no-default-excludes", false, "also image hiberfil.sys, pagefile.sys, swapfile.sys and cbimg images on the volume")
 	f.BoolVar(&o.Force, "force", false, "back up a source that is mounted read-write")
+	f.StringVar(&o.Mode, "mode", "0600", "file mode of the finished image and its split volumes, in octal (0600: the owner only)")
+	f.BoolVar(&o.Overwrite, "overwrite", false, "replace an existing IMAGE (without it: asked on a terminal, refused otherwise)")
 	f.StringVar(&o.ChunkSize, "chunk-size", "1M", "logical bytes per chunk (64K to 64M): the unit of checksums, parallel compression and verify")
 	f.StringVar(&o.ZstdFrame, "zstd-frame", "32K", "logical bytes per independent zstd frame in a compressed chunk (4K to the chunk size, a power of two): a random read of a mounted image decodes one frame; 0 = one frame per chunk, about 5-10 % smaller for text-like data but each random read decodes a whole chunk")
 	f.BoolVar(&o.Rescue, "rescue", false, "store unreadable clusters as zeros, list them in the image, and go on")
@@ -50,7 +57,16 @@ standard output). hiberfil.sys, pagefile.sys, swapfile.sys in the volume root
 and cbimg images found on the volume are left out: they keep their size and
 read as zeros after a restore.
 
-` + exitHelp,
+An existing IMAGE is replaced only with --overwrite (on a terminal cbimg asks
+instead); without a terminal and without --overwrite backup refuses (exit 4).
+The old image stays whole until the new one is complete. A leftover
+IMAGE.partial of an interrupted backup is replaced without asking. Images are
+created with mode 0600 (readable by the owner only): they hold every file of
+the partition; --mode 0640 (say) opens the finished image to a group.`,
+		Example: `  cbimg backup /dev/sdb1 sdb1.cbi
+  cbimg backup --exclude '*.tmp' --split 4G /dev/sda@2 /mnt/usb/c.cbi
+  cbimg backup --overwrite /dev/sdb1 sdb1.cbi     # replace last week's image
+  cbimg backup /dev/sdb1 - | ssh host 'cat > sdb1.cbi'`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBackup(cmd, g, o, args[0], args[1])
@@ -118,6 +134,15 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 			return usageError{err}
 		}
 	}
+	mode, err := strconv.ParseUint(o.Mode, 8, 32)
+	if err != nil || mode > 0o777 || mode&0o600 != 0o600 {
+		return usageError{fmt.Errorf("--mode %s: an octal mode from 0600 to 0777 (the owner must read and write)", o.Mode)}
+	}
+	if mode != 0o600 {
+		if _, _, inPart := locate.Split(imagePath); inPart || imagePath == "-" {
+			return usageError{fmt.Errorf("--mode applies to an image file, not to %s", imagePath)}
+		}
+	}
 	stdout := cmd.OutOrStdout()
 	if imagePath == "-" {
 		if g.JSON {
@@ -125,6 +150,11 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 		}
 		if f, ok := stdout.(*os.File); ok && isTerminal(f) {
 			return usageError{fmt.Errorf("refusing to write an image to a terminal; redirect standard output")}
+		}
+	}
+	if imagePath != "-" {
+		if err := confirmImageOverwrite(o, imagePath); err != nil {
+			return err
 		}
 	}
 	p := newProgress(g)
@@ -143,6 +173,18 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 	if err != nil {
 		return err
 	}
+	if mode != 0o600 {
+		// The image was written 0600 and opened up only once complete.
+		for n := 1; ; n++ {
+			if err := os.Chmod(image.PartName(imagePath, n), os.FileMode(mode)); err != nil {
+				if n == 1 || !errors.Is(err, fs.ErrNotExist) {
+					// The image is complete and whole; only its mode is not.
+					opts.Warn(fmt.Sprintf("--mode: %v", err))
+				}
+				break
+			}
+		}
+	}
 	info := makeInfo(imagePath, res.Header, res.ImageBytes, res.Digest)
 	out := stdout
 	if imagePath == "-" {
@@ -155,11 +197,39 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 			Warnings []string `json:"warnings"`
 		}{info, res.Duration.Seconds(), append([]string{}, res.Warnings...)})
 	}
-	say(g, out, "Backed up %s (%s, %s used) to %s: %s in %.1fs\n", source, info.FileSystem, human(info.DataBytes), imagePath, human(res.ImageBytes), res.Duration.Seconds())
+	say(g, out, "Backed up %s (%s, %s used, %s stored) to %s: %s in %s\n", source, info.FileSystem, human(info.UsedBytes), human(info.DataBytes), imagePath, human(res.ImageBytes), seconds(res.Duration))
 	for _, x := range info.Exclusions {
-		say(g, out, "  excluded %s (%s, %s)\n", x.Path, x.Reason, human(x.Bytes))
+		say(g, out, "  excluded %s (%s, %s)\n", x.Path, exclusionRule(x.Reason), human(x.Bytes))
 	}
 	return nil
+}
+
+// confirmImageOverwrite asks before a backup replaces an existing image.
+func confirmImageOverwrite(o *backupOptions, imagePath string) error {
+	st, err := os.Stat(imagePath)
+	if err != nil || !st.Mode().IsRegular() {
+		return nil // missing (or not a plain file: backupcore says why)
+	}
+	what := fmt.Sprintf("%s exists (%s, %s)", imagePath, human(st.Size()), st.ModTime().Format("2006-01-02 15:04"))
+	return overwrite{Yes: o.Overwrite, Flag: "--overwrite"}.ask(what, "Backup would replace "+what+".", "")
+}
+
+// exclusionRule says which rule left a file out, as the user would write
+// it: "default: page file", "--exclude '*.tmp'".
+func exclusionRule(reason string) string {
+	switch strings.ToLower(reason) {
+	case "/hiberfil.sys":
+		return "default: hibernation file"
+	case "/pagefile.sys":
+		return "default: page file"
+	case "/swapfile.sys":
+		return "default: swap file"
+	case strings.ToLower(backupcore.ImageRule):
+		return "default: a cbimg image"
+	case strings.ToLower(backupcore.InPlaceRule):
+		return "the image itself, written in place"
+	}
+	return "--exclude '" + reason + "'"
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

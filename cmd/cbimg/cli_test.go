@@ -38,7 +38,14 @@ func TestMain(m *testing.M) {
 // cbimg runs the binary and returns stdout, stderr and the exit code.
 func cbimg(t *testing.T, stdin []byte, args ...string) (string, string, int) {
 	t.Helper()
+	return cbimgIn(t, "", stdin, args...)
+}
+
+// cbimgIn is cbimg run in the directory dir.
+func cbimgIn(t *testing.T, dir string, stdin []byte, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != nil {

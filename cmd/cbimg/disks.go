@@ -68,9 +68,9 @@ func newDisksCommand(g *globalOptions) *cobra.Command {
 		Long: `disks lists the whole disks this system has, with size, model and whether
 they are removable. RAM disks, zram and unused loop devices are left out.
 Back up partition N of a disk by naming it DISK@N, e.g. /dev/sda@2; list the
-partitions with "cbimg partitions DISK".
-
-` + exitHelp,
+partitions with "cbimg partitions DISK".`,
+		Example: `  cbimg disks
+  cbimg disks --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDisks(cmd.OutOrStdout(), g)
@@ -127,9 +127,9 @@ a disk image file): MBR with extended and logical partitions (numbered from 5,
 as Linux does) or GPT, whose backup copy is used with a warning when the
 primary is damaged. For each partition it shows start and size in bytes, the
 type, the file system cbimg recognizes in it, the label and the space in use.
-The SPEC column (DISK@N) is what backup and restore take.
-
-` + exitHelp,
+The SPEC column (DISK@N) is what backup and restore take.`,
+		Example: `  cbimg partitions /dev/sda
+  cbimg partitions disk.img --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPartitions(cmd.OutOrStdout(), cmd.ErrOrStderr(), g, args[0])
@@ -230,7 +230,12 @@ func describeDisk(d *disk.Disk) partitionsJSON {
 		if err == nil {
 			pj.FileSystem, pj.Label, pj.ClusterSize = vol.Info.Type.String(), vol.Info.Label, vol.Info.ClusterSize
 			if bm, err := vol.Bitmap(); err == nil {
+				// "used" as everywhere: allocated clusters and the system
+				// areas, files a backup would exclude included.
 				used := int64(popcountBytes(bm)) * int64(vol.Info.ClusterSize)
+				for _, e := range vol.SystemExtents() {
+					used += e.Length
+				}
 				pj.UsedBytes = &used
 			} else {
 				pj.Problem = err.Error()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -108,11 +109,13 @@ names as the file system does: case-insensitively, and by 8.3 name on FAT.
 
 Marks after a tab: [excluded] — the file was left out at backup and reads as
 zeros; [reparse] — an NTFS reparse point (link, junction), shown, not followed.
+Directories end in "/" (not in --json, whose "type" says so).
 In --long output the type column is "d" directory, "-" file, "r" reparse
 point, "s" named stream; attributes are R read-only, H hidden, S system,
-A archive, C compressed, P sparse, E encrypted. Times are UTC.
-
-` + exitHelp,
+A archive, C compressed, P sparse, E encrypted. Times are UTC.`,
+		Example: `  cbimg ls sdb1.cbi
+  cbimg ls -r --long sdb1.cbi /Users/alice
+  cbimg ls --json sdb1.cbi /Windows/System32 | jq '.[].path'`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := "/"
@@ -138,11 +141,11 @@ func runLs(ctx context.Context, out, errw io.Writer, g *globalOptions, o *lsOpti
 	}
 	defer r.Close()
 	if name, err = t.Canonical(name); err != nil {
-		return err
+		return pathErr(arg, err)
 	}
 	st, err := t.Lstat(name)
 	if err != nil {
-		return err
+		return pathErr(arg, err)
 	}
 	var failed int
 	var first error
@@ -152,7 +155,7 @@ func runLs(ctx context.Context, out, errw io.Writer, g *globalOptions, o *lsOpti
 			return err
 		}
 		if !g.JSON && !o.Long {
-			fmt.Fprintln(out, "/"+strings.TrimPrefix(p, "/")+marks(e))
+			fmt.Fprintln(out, "/"+strings.TrimPrefix(p, "/")+dirSlash(e.Dir && !e.Reparse)+marks(e))
 			return nil
 		}
 		j, err := describe(t, p, o.Long || g.JSON)
@@ -207,7 +210,7 @@ func runLs(ctx context.Context, out, errw io.Writer, g *globalOptions, o *lsOpti
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("ls: %d entries could not be read; first: %w", failed, first)
+		return fmt.Errorf("ls: %s could not be read; first: %w", plural(failed, "entry", "entries"), first)
 	}
 	return nil
 }
@@ -232,6 +235,14 @@ func dirEntryOf(d fs.DirEntry) *browse.Entry {
 		return x.Entry()
 	}
 	return &browse.Entry{Name: d.Name(), Dir: d.IsDir()}
+}
+
+// dirSlash is the "/" that ends a directory's path in plain listings.
+func dirSlash(dir bool) string {
+	if dir {
+		return "/"
+	}
+	return ""
 }
 
 // marks are the tab-separated notes after a path in plain ls output.
@@ -297,12 +308,12 @@ func printLong(w io.Writer, j lsJSON, typ volume.Type) {
 	}
 	note := ""
 	if j.Excluded {
-		note += fmt.Sprintf("  [excluded at backup (%s): reads as zeros]", j.ExcludedReason)
+		note += fmt.Sprintf("  [excluded at backup (%s): reads as zeros]", exclusionRule(j.ExcludedReason))
 	}
 	if j.Reparse {
 		note += "  [reparse point: not followed]"
 	}
-	fmt.Fprintf(w, "%s %s %12s  %s  %s%s\n", kind, attrString(j.Attributes, typ), size, mt, j.Path, note)
+	fmt.Fprintf(w, "%s %s %12s  %s  %s%s%s\n", kind, attrString(j.Attributes, typ), size, mt, j.Path, dirSlash(kind == "d" && j.Path != "/"), note)
 	for _, s := range j.Streams {
 		n := ""
 		if s.Excluded {
@@ -336,9 +347,10 @@ func newCatCommand(g *globalOptions) *cobra.Command {
 		Long: `cat writes the contents of the file PATH inside IMAGE to standard output;
 PATH:STREAM reads an NTFS named data stream. Compressed and sparse NTFS
 files come out as Windows reads them. A file excluded at backup reads as
-zeros (a note on standard error says so).
-
-` + exitHelp,
+zeros (a note on standard error says so).`,
+		Example: `  cbimg cat sdb1.cbi /Windows/System32/drivers/etc/hosts
+  cbimg cat sdb1.cbi '/Users/alice/Downloads/setup.exe:Zone.Identifier'
+  cbimg cat sdb1.cbi /Data/db.sqlite > db.sqlite`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCat(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, args[0], args[1])
@@ -364,16 +376,16 @@ func runCat(ctx context.Context, out, errw io.Writer, g *globalOptions, imagePat
 		}
 	}
 	if err != nil {
-		return err
+		return pathErr(arg, err)
 	}
 	defer f.Close()
 	st, _ := f.Stat()
 	if st.IsDir() {
-		return fmt.Errorf("%s is a directory", arg)
+		return fmt.Errorf("%s: is a directory (list it with cbimg ls, copy it with cbimg extract)", arg)
 	}
 	e := st.Sys().(*browse.Entry)
 	if e.Excluded != "" && !g.Quiet {
-		fmt.Fprintf(errw, "cbimg: note: %s was excluded at backup (%s); its %d bytes read as zeros\n", arg, e.Excluded, e.Size)
+		fmt.Fprintf(errw, "cbimg: note: %s was excluded at backup (%s); its %d bytes read as zeros\n", arg, exclusionRule(e.Excluded), e.Size)
 	}
 	if e.Reparse && !g.Quiet {
 		fmt.Fprintf(errw, "cbimg: note: %s is a reparse point; not followed, printing its own data (%d bytes)\n", arg, e.Size)
@@ -397,16 +409,22 @@ func (c ctxReader) Read(p []byte) (int, error) {
 type extractOptions struct {
 	Dest    string
 	Streams bool
+	Yes     bool
 }
 
 func newExtractCommand(g *globalOptions) *cobra.Command {
 	o := &extractOptions{}
 	cmd := &cobra.Command{
-		Use:   "extract IMAGE PATH... -C DEST",
+		Use:   "extract IMAGE PATH... [-C DEST]",
 		Short: "Copy files and directories out of an image",
 		Long: `extract copies the files and directories PATH... (directories recursively;
-"/" for everything) from inside IMAGE into DEST, keeping their paths from
-the volume root as tar -C does: "Data/a.txt" becomes DEST/Data/a.txt.
+"/" for everything) from inside IMAGE into DEST (default: the current
+directory), keeping their paths from the volume root as tar -C does:
+"Data/a.txt" becomes DEST/Data/a.txt.
+
+Files that already exist in DEST are overwritten only with --yes; on a
+terminal extract asks first, without one it refuses (exit 4) and writes
+nothing.
 
 Modification and access times are kept. Nothing is written outside DEST:
 links already in DEST are never followed out of it, and a link where a file
@@ -415,15 +433,17 @@ goes is replaced. Names this system cannot hold are changed (reported as
 junctions) are reported and skipped, never followed; named streams are
 skipped unless --streams writes them as NAME:STREAM files. Files excluded at
 backup are written as (sparse) zeros and reported. A file that cannot be
-read is reported and skipped, the rest go on, and the exit code is not 0.
-
-` + exitHelp,
+read is reported and skipped, the rest go on, and the exit code is not 0.`,
+		Example: `  cbimg extract sdb1.cbi /Users/alice/Documents
+  cbimg extract sdb1.cbi / -C /srv/recovered --streams
+  cbimg extract --yes sdb1.cbi Data/report.docx -C out`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runExtract(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, o, args[0], args[1:])
 		},
 	}
-	cmd.Flags().StringVarP(&o.Dest, "directory", "C", "", "destination directory (created if missing; required)")
+	cmd.Flags().StringVarP(&o.Dest, "directory", "C", ".", "destination directory (created if missing)")
+	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "overwrite files that exist in DEST without asking")
 	cmd.Flags().BoolVar(&o.Streams, "streams", false, "also write NTFS named streams, as NAME:STREAM files")
 	return cmd
 }
@@ -445,7 +465,7 @@ type extractJSON struct {
 
 func runExtract(ctx context.Context, out, errw io.Writer, g *globalOptions, o *extractOptions, imagePath string, args []string) error {
 	if o.Dest == "" {
-		return usageError{errors.New("extract needs -C DEST")}
+		o.Dest = "."
 	}
 	var paths []string
 	for _, a := range args {
@@ -460,10 +480,13 @@ func runExtract(ctx context.Context, out, errw io.Writer, g *globalOptions, o *e
 		return err
 	}
 	defer r.Close()
-	for _, p := range paths {
+	for i, p := range paths {
 		if _, err := t.Lstat(p); err != nil {
-			return err
+			return pathErr(args[i], err)
 		}
+	}
+	if err := confirmExtract(t, paths, o); err != nil {
+		return err
 	}
 	events := []string{}
 	res, err := t.Extract(ctx, paths, o.Dest, &browse.ExtractOptions{Streams: o.Streams, Event: func(e browse.ExtractEvent) {
@@ -481,13 +504,56 @@ func runExtract(ctx context.Context, out, errw io.Writer, g *globalOptions, o *e
 			err = jerr
 		}
 	} else {
-		say(g, out, "Extracted %d files (%s) and %d directories to %s", res.Files, human(res.Bytes), res.Dirs, o.Dest)
+		say(g, out, "Extracted %s (%s) and %s to %s", plural(res.Files, "file", "files"), human(res.Bytes), plural(res.Dirs, "directory", "directories"), o.Dest)
 		if res.Streams > 0 {
-			say(g, out, ", %d named streams", res.Streams)
+			say(g, out, ", %s", plural(res.Streams, "named stream", "named streams"))
 		}
 		say(g, out, "; %d excluded at backup (zeros), %d renamed, %d skipped, %d failed\n", res.Excluded, res.Renamed, res.Skipped, res.Failed)
 	}
 	return err
+}
+
+// confirmExtract asks before extract overwrites files that exist in DEST.
+// The tree is walked first (metadata only) so that nothing is written
+// when the answer is no.
+func confirmExtract(t *browse.FS, paths []string, o *extractOptions) error {
+	if o.Yes {
+		return nil
+	}
+	if st, err := os.Stat(o.Dest); err != nil || !st.IsDir() {
+		return nil // a new destination: nothing to lose
+	}
+	var n int
+	var first string
+	for _, p := range paths {
+		t.Walk(p, func(name string, e *browse.Entry, err error) error {
+			if err != nil || e == nil || e.Dir {
+				return nil
+			}
+			host := filepath.Join(o.Dest, filepath.FromSlash(name))
+			hosts := []string{host}
+			if o.Streams {
+				ss, _ := t.Streams(name)
+				for _, s := range ss {
+					hosts = append(hosts, host+":"+s.Name)
+				}
+			}
+			for _, h := range hosts {
+				if st, err := os.Lstat(h); err == nil && !st.IsDir() {
+					if n == 0 {
+						first = h
+					}
+					n++
+				}
+			}
+			return nil
+		})
+	}
+	if n == 0 {
+		return nil
+	}
+	what := fmt.Sprintf("extract would overwrite %s in %s (first: %s)", plural(n, "existing file", "existing files"), o.Dest, first)
+	return overwrite{Flag: "--yes"}.ask(what, strings.ToUpper(what[:1])+what[1:]+".", "")
 }
 
 // mountImage serves volume.raw, or with files the tree inside the image.

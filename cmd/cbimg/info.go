@@ -31,6 +31,7 @@ type infoJSON struct {
 	ClustersTotal    uint64          `json:"clusters_total"`
 	ClustersStored   uint64          `json:"clusters_stored"`
 	DataBytes        int64           `json:"data_bytes"`
+	UsedBytes        int64           `json:"used_bytes"` // data_bytes plus the excluded files' clusters
 	ImageBytes       int64           `json:"image_bytes"`
 	Compression      string          `json:"compression"`
 	CompressionLevel int             `json:"compression_level"`
@@ -94,6 +95,10 @@ func makeInfo(name string, h *image.Header, imageBytes int64, digest [32]byte) i
 	for _, x := range h.Exclusions {
 		j.Exclusions = append(j.Exclusions, exclusionJSON{x.Path, x.Reason, x.Clusters, int64(x.Clusters) * int64(h.ClusterSize)})
 	}
+	j.UsedBytes = j.DataBytes
+	for _, x := range j.Exclusions {
+		j.UsedBytes += x.Bytes
+	}
 	j.Unreadable = []runJSON{}
 	for _, r := range h.Unreadable {
 		j.Unreadable = append(j.Unreadable, runJSON{r.Start, r.Count})
@@ -109,7 +114,8 @@ func printInfo(w io.Writer, j infoJSON) {
 	fmt.Fprintf(w, "Partition:        %s (%d bytes), file system %s\n", human(j.PartitionBytes), j.PartitionBytes, human(j.FileSystemBytes))
 	fmt.Fprintf(w, "Sector / cluster: %d / %d bytes\n", j.SectorSize, j.ClusterSize)
 	fmt.Fprintf(w, "Clusters:         %d stored of %d (%.1f%%)\n", j.ClustersStored, j.ClustersTotal, 100*float64(j.ClustersStored)/float64(max(j.ClustersTotal, 1)))
-	fmt.Fprintf(w, "Data:             %s in %d chunks of %s, %s", human(j.DataBytes), j.Chunks, human(int64(j.ChunkSize)), j.Compression)
+	fmt.Fprintf(w, "Used:             %s (allocated clusters and system areas, excluded files included)\n", human(j.UsedBytes))
+	fmt.Fprintf(w, "Stored:           %s in %d chunks of %s, %s", human(j.DataBytes), j.Chunks, human(int64(j.ChunkSize)), j.Compression)
 	if j.Compression == "zstd" {
 		fmt.Fprintf(w, " level %d", j.CompressionLevel)
 		if j.ZstdFrameSize > 0 {
@@ -134,7 +140,7 @@ func printInfo(w io.Writer, j infoJSON) {
 		fmt.Fprintf(w, "Excluded:         nothing\n")
 	}
 	for _, x := range j.Exclusions {
-		fmt.Fprintf(w, "Excluded:         %s (%s, %d clusters, %s)\n", x.Path, x.Reason, x.Clusters, human(x.Bytes))
+		fmt.Fprintf(w, "Excluded:         %s (%s, %s, %s)\n", x.Path, exclusionRule(x.Reason), plural(int(x.Clusters), "cluster", "clusters"), human(x.Bytes))
 	}
 }
 
@@ -142,7 +148,15 @@ func newInfoCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "info IMAGE",
 		Short: "Show an image's header: file system, sizes, exclusions",
-		Args:  cobra.ExactArgs(1),
+		Long: `info prints what IMAGE's header records: the file system, where it came
+from, sizes, compression and what was left out. "Used" is what the file
+system had allocated (clusters and system areas, excluded files included);
+"Stored" is what the image holds (used minus the excluded files). info reads
+the header, bitmap, chunk table and footer; "cbimg verify" checks every byte.`,
+		Example: `  cbimg info sdb1.cbi
+  cbimg info --json sdb1.cbi | jq .exclusions
+  cbimg info /dev/sdb1:/Backups/c.cbi`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInfo(cmd.OutOrStdout(), g, args[0])
 		},
@@ -152,7 +166,7 @@ func newInfoCommand(g *globalOptions) *cobra.Command {
 func runInfo(w io.Writer, g *globalOptions, name string) error {
 	r, err := locate.OpenImage(name) // a path, or PARTITION:PATH
 	if err != nil {
-		return err
+		return imageErr(name, err)
 	}
 	defer r.Close()
 	j := makeInfo(name, r.Header, r.ImageSize(), r.Footer.Digest)

@@ -34,7 +34,13 @@ func newListCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list DISK|PARTITION|DIR",
 		Short: "Find cbimg images on a disk's partitions (read raw, unmounted) or in a directory",
-		Args:  cobra.ExactArgs(1),
+		Long: `list looks for cbimg images on every NTFS/FAT partition of DISK (read raw: nothing
+is mounted), on one PARTITION, or in a directory, and shows each image's source,
+file system, date and the partitions it restores to.`,
+		Example: `  cbimg list /dev/sdb
+  cbimg list /mnt/usb/backups
+  cbimg list --json /dev/sda@3`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			found, err := catalog.Scan(cmd.Context(), args[0])
 			if err != nil {
@@ -48,7 +54,7 @@ func newListCommand(g *globalOptions) *cobra.Command {
 					j.FileSystem, j.Source, j.Label = volume.Type(h.FSType).String(), h.SourceName, h.Label
 					j.Created, j.DataBytes, j.FSBytes = h.Created.UTC().Format(time.RFC3339), h.LogicalLen, h.FSSize
 				} else if f.Err != nil {
-					j.Error = f.Err.Error()
+					j.Error = userMessage(f.Err)
 				}
 				out = append(out, j)
 			}

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/cbimg/cbimg/backupcore"
 	"github.com/cbimg/cbimg/image"
+	_ "github.com/cbimg/cbimg/internal/noquery" // before Bubble Tea: no terminal queries
 	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/restorecore"
 	"github.com/cbimg/cbimg/volume"
@@ -36,8 +36,9 @@ const exitHelp = `Exit codes:
   1   error (I/O and everything not listed below)
   2   bad command line
   3   the image is damaged, truncated, or of a version this cbimg cannot read
-  4   refused for safety (target or source mounted, target too small, not confirmed,
-      mountpoint busy or not empty)
+  4   refused for safety (target or source mounted, target too small, not confirmed
+      or no terminal to ask: --yes or --overwrite consents, mountpoint busy or not
+      empty)
   5   the source file system is unrecognized, damaged or unsupported
   130 cancelled (Ctrl-C)`
 
@@ -55,9 +56,13 @@ func (g *globalOptions) addFlags(cmd *cobra.Command) {
 func newRootCommand() *cobra.Command {
 	g := &globalOptions{}
 	root := &cobra.Command{
-		Use:           "cbimg",
-		Short:         "Cluster-based images of NTFS and FAT partitions",
-		Long:          "cbimg backs up an NTFS or FAT partition by copying only the clusters the file system uses,\nrestores it, verifies images and mounts them read-only.\n\n" + exitHelp,
+		Use:   "cbimg",
+		Short: "Cluster-based images of NTFS and FAT partitions",
+		Long:  "cbimg backs up an NTFS or FAT partition by copying only the clusters the file system uses,\nrestores it, verifies images and mounts them read-only. Every command takes --help.\n\n" + exitHelp,
+		Example: `  cbimg backup /dev/sdb1 sdb1.cbi
+  cbimg verify sdb1.cbi
+  cbimg restore sdb1.cbi /dev/sdc1
+  cbimg ui`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       backupcore.Version,
@@ -68,6 +73,8 @@ func newRootCommand() *cobra.Command {
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
 	}
+	usageArgs(root)
+	noteExitCodes(root)
 	return root
 }
 
@@ -90,12 +97,14 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	err := newRootCommand().ExecuteContext(ctx)
+	root := newRootCommand()
+	cmd, err := root.ExecuteContextC(ctx)
+	code := exitCode(ctx, err)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cbimg:", err)
+		printError(os.Stderr, root, cmd, err, code)
 	}
 	pprof.StopCPUProfile()
-	os.Exit(exitCode(ctx, err))
+	os.Exit(code)
 }
 
 // usageError marks command-line mistakes.

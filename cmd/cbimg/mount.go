@@ -69,9 +69,10 @@ X: or a path that does not exist yet). By default mount returns once the file
 system is ready and keeps serving in the background; unmount it with
 "cbimg umount MOUNTPOINT" or "fusermount -u MOUNTPOINT". With --foreground it
 stays attached and Ctrl-C or SIGTERM unmounts. A damaged chunk makes reads of
-its range fail with EIO (logged with its offset); the rest stays readable.
-
-` + exitHelp,
+its range fail with EIO (logged with its offset); the rest stays readable.`,
+		Example: `  cbimg mount sdb1.cbi /mnt/img && ntfs-3g -o ro /mnt/img/volume.raw /mnt/vol
+  cbimg mount --files sdb1.cbi /mnt/files
+  cbimg umount /mnt/img`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runMount(cmd.Context(), cmd.OutOrStdout(), g, o, args[0], args[1])
@@ -87,10 +88,9 @@ func newUmountCommand(g *globalOptions) *cobra.Command {
 		Aliases: []string{"unmount"},
 		Short:   "Unmount an image mounted with cbimg mount",
 		Long: `umount unmounts the cbimg mount at MOUNTPOINT; its background server then
-exits. It fails while a process has volume.raw open. fusermount -u works too.
-
-` + exitHelp,
-		Args: cobra.ExactArgs(1),
+exits. It fails while a process has volume.raw open. fusermount -u works too.`,
+		Example: `  cbimg umount /mnt/img`,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := mount.Unmount(args[0]); err != nil {
 				return mountError(err)

@@ -30,9 +30,9 @@ backups: the current directory).
 
 Keys: Up/Down, Enter, Esc, and the letters shown on each screen; the mouse
 selects too. Works on an 80x25 console without colours and in a Windows
-console.
-
-` + exitHelp,
+console.`,
+		Example: `  cbimg ui
+  cbimg ui /dev/sdb disk.img --images /mnt/usb/backups`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !term.IsTerminal(int(os.Stdin.Fd())) || !term.IsTerminal(int(os.Stdout.Fd())) {
 				return usageError{fmt.Errorf("ui needs a terminal; use the other commands from scripts")}

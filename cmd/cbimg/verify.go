@@ -23,14 +23,18 @@ type problemJSON struct {
 	Region  string `json:"region"`
 	Offset  int64  `json:"offset"`
 	Message string `json:"message"`
+	text    string // what follows "DAMAGED REGION at byte N: "
 }
 
 func newVerifyCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "verify IMAGE",
 		Short: "Check every checksum of an image and its digest",
-		Long:  "verify reads every chunk, checks its CRC32C and chunk sum, and recomputes the image digest.\nIt exits 0 when everything checks and 3 otherwise, naming each damaged region and its byte offset.",
-		Args:  cobra.ExactArgs(1),
+		Long:  "verify reads every chunk, checks its CRC32C and chunk sum, and recomputes the image digest.\nIt exits 0 when everything checks and 3 otherwise, naming each damaged region and its byte offset once.",
+		Example: `  cbimg verify sdb1.cbi
+  cbimg verify --json sdb1.cbi
+  cbimg verify /dev/sdb1:/Backups/c.cbi`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, g, args[0])
 		},
@@ -43,9 +47,9 @@ func runVerify(cmd *cobra.Command, g *globalOptions, name string) error {
 	addProblem := func(err error) {
 		var fe *image.FormatError
 		if errors.As(err, &fe) {
-			j.Problems = append(j.Problems, problemJSON{fe.Region, fe.Offset, err.Error()})
+			j.Problems = append(j.Problems, problemJSON{fe.Region, fe.Offset, userMessage(err), fe.Msg})
 		} else {
-			j.Problems = append(j.Problems, problemJSON{"io", -1, err.Error()})
+			j.Problems = append(j.Problems, problemJSON{"io", -1, userMessage(err), userMessage(err)})
 		}
 	}
 	r, err := locate.OpenImage(name) // a path, or PARTITION:PATH
@@ -56,7 +60,7 @@ func runVerify(cmd *cobra.Command, g *globalOptions, name string) error {
 		rep, err = r.Verify(cmd.Context(), func(d int64) { p.update("verify", d, r.Header.LogicalLen) })
 		p.done()
 		if err != nil {
-			return err
+			return imageErr(name, err)
 		}
 		j.Chunks, j.BytesChecked = rep.Chunks, rep.Logical
 		for _, u := range r.Header.Unreadable {
@@ -65,8 +69,10 @@ func runVerify(cmd *cobra.Command, g *globalOptions, name string) error {
 		for _, e := range rep.Problems {
 			addProblem(e)
 		}
-	} else {
+	} else if isImageProblem(err) {
 		addProblem(err)
+	} else {
+		return imageErr(name, err) // missing, unreadable: not a damaged image
 	}
 	j.OK = len(j.Problems) == 0
 	if g.JSON {
@@ -75,19 +81,43 @@ func runVerify(cmd *cobra.Command, g *globalOptions, name string) error {
 		reportVerify(w, j)
 	}
 	if !j.OK {
-		return fmt.Errorf("%w: %s", errDamaged, j.Problems[0].Message)
+		if !g.JSON && !g.Quiet {
+			// Each problem was printed once above.
+			return damagedError(fmt.Sprintf("%s: the image is damaged (%s, listed above)", name, plural(len(j.Problems), "problem", "problems")))
+		}
+		msg := fmt.Sprintf("%s: the image is damaged: %s", name, j.Problems[0].Message)
+		if n := len(j.Problems) - 1; n > 0 {
+			msg += fmt.Sprintf(" (and %s)", plural(n, "more problem", "more problems"))
+		}
+		return damagedError(msg)
 	}
 	return nil
 }
 
+// damagedError exits with the "damaged image" code.
+type damagedError string
+
+func (e damagedError) Error() string        { return string(e) }
+func (e damagedError) Is(target error) bool { return target == errDamaged }
+
+// isImageProblem tells an image's own damage from failing to reach it.
+func isImageProblem(err error) bool {
+	var fe *image.FormatError
+	return errors.As(err, &fe) || errors.Is(err, image.ErrFormat) || errors.Is(err, image.ErrChecksum) || errors.Is(err, image.ErrTruncated) || errors.Is(err, image.ErrVersion)
+}
+
 func reportVerify(w io.Writer, j verifyJSON) {
 	for _, p := range j.Problems {
-		fmt.Fprintf(w, "DAMAGED %s at byte %d: %s\n", p.Region, p.Offset, p.Message)
+		if p.Offset < 0 {
+			fmt.Fprintf(w, "DAMAGED %s: %s\n", p.Region, p.text)
+		} else {
+			fmt.Fprintf(w, "DAMAGED %s at byte %d: %s\n", p.Region, p.Offset, p.text)
+		}
 	}
 	if j.OK {
 		fmt.Fprintf(w, "OK: %d chunks, %s checked, digest matches\n", j.Chunks, human(j.BytesChecked))
 	}
 	if j.Unreadable > 0 {
-		fmt.Fprintf(w, "NOTE: %d clusters could not be read at backup and are stored as zeros (see info)\n", j.Unreadable)
+		fmt.Fprintf(w, "NOTE: %s unreadable at backup, stored as zeros (see info)\n", plural(int(j.Unreadable), "cluster", "clusters"))
 	}
 }
