@@ -123,6 +123,9 @@ type File struct {
 	Dir    bool
 	Size   int64 // logical size of this stream
 	Runs   []Run // clusters holding the stream's data, in file order; sparse ranges omitted; nil when resident
+	// Damaged is set by WalkTolerant when the file's chain or runs are
+	// damaged: Runs holds only what could be followed.
+	Damaged bool
 }
 
 // fsImpl is what each file-system reader provides.
@@ -146,6 +149,8 @@ type Volume struct {
 	Info Info
 	impl fsImpl
 	r    io.ReaderAt
+
+	openDamage []Damage
 }
 
 // Raw describes a partition for a sector-by-sector copy: every sector is
@@ -194,7 +199,11 @@ func Open(r io.ReaderAt, size int64) (*Volume, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Volume{Info: *impl.info(), impl: impl, r: r}, nil
+	v := &Volume{Info: *impl.info(), impl: impl, r: r}
+	if d, ok := impl.(interface{ damageAtOpen() []Damage }); ok {
+		v.openDamage = d.damageAtOpen()
+	}
+	return v, nil
 }
 
 // Bitmap returns the used-cluster bitmap (see fsImpl.bitmap).
