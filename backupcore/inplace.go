@@ -96,7 +96,9 @@ func (ip *inPlace) plan(ctx context.Context, vol *volume.Volume, src io.ReaderAt
 		return fmt.Errorf("read allocation bitmap: %w", err)
 	}
 	usedNow := popcount(bitmap)
-	excl, err := findExclusions(ctx, vol, src, bitmap, rules(*opts), !opts.NoDefaultExcludes)
+	// Damage is reported by the backup itself; here it only sizes the header.
+	dmg := &damageLog{warn: func(string, ...any) {}}
+	excl, err := findExclusions(ctx, vol, src, bitmap, rules(*opts), !opts.NoDefaultExcludes, dmg)
 	if err != nil {
 		return err
 	}
@@ -110,6 +112,9 @@ func (ip *inPlace) plan(ctx context.Context, vol *volume.Volume, src io.ReaderAt
 	hdr := int64(4096 + len(opts.Source) + 16*len(vol.SystemExtents()))
 	for _, x := range excl {
 		hdr += int64(32 + len(x.Reason) + len(x.Path) + 16*len(x.Runs))
+	}
+	for _, d := range dmg.list {
+		hdr += int64(32 + len(d.Kind) + len(d.Path) + len(d.What) + len(d.Msg))
 	}
 	hdr += 64 << 10
 	chunk := opts.ChunkSize

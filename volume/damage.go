@@ -77,10 +77,9 @@ type checker interface {
 // chain or runs are damaged is passed to fn with Damaged set and the runs
 // that could be followed. It fails only when fn fails, ctx is done, or the
 // allocation data itself cannot be read.
+//
+// Damage that Open tolerated is not reported again (see OpenDamage).
 func (v *Volume) WalkTolerant(ctx context.Context, fn func(File) error, report func(Damage)) error {
-	for _, d := range v.openDamage {
-		report(d)
-	}
 	if tw, ok := v.impl.(tolerantWalker); ok {
 		return tw.walkTolerant(ctx, fn, report)
 	}

@@ -4,6 +4,7 @@ package volume
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 
@@ -45,5 +46,45 @@ func TestCheckCleanVolumes(t *testing.T) {
 		for _, d := range checkVolume(t, p) {
 			t.Errorf("%s: %s", name, d)
 		}
+	}
+}
+
+// Check names each damage done to a volume, with its path and offset, and
+// the tolerant walk goes on past it.
+func TestCheckDamaged(t *testing.T) {
+	for name, d := range map[string]*testvol.Damaged{"fat32": testvol.DamagedFAT32(t), "ntfs": testvol.DamagedNTFS(t)} {
+		var found []string
+		for _, x := range checkVolume(t, d.Path) {
+			found = append(found, fmt.Sprintf("%s|%s|%d", x.Kind, x.Path, x.Offset))
+			t.Logf("%s: %s", name, x)
+		}
+		for _, w := range d.Want {
+			if !testvol.HasDamage(found, w) {
+				t.Errorf("%s: check does not report %+v", name, w)
+			}
+		}
+		// The strict walk stops; the tolerant one reaches every intact file.
+		f, err := os.Open(d.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		v, err := Open(f, fi.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Walk(context.Background(), func(File) error { return nil }); err == nil && name == "fat32" {
+			t.Errorf("%s: strict walk over damage succeeded", name)
+		}
+		seen := map[string]File{}
+		if err := v.WalkTolerant(context.Background(), func(x File) error { seen[x.Path] = x; return nil }, func(Damage) {}); err != nil {
+			t.Fatalf("%s: tolerant walk: %v", name, err)
+		}
+		for _, p := range d.Files {
+			if x, ok := seen[p]; !ok || x.Damaged || len(x.Runs) == 0 {
+				t.Errorf("%s: tolerant walk gives %s as %+v", name, p, x)
+			}
+		}
+		f.Close()
 	}
 }

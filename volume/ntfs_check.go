@@ -88,7 +88,7 @@ func (v *ntfsVol) checkBitmap(bm []byte, claims claimSet, report func(Damage)) {
 		{func(c uint64) bool { return !claims.has(c) && inBM(c) }, "marked in use in $Bitmap but used by no file"},
 	} {
 		runs, total := bitRuns(n, k.pick, maxReported, func(r Run) {
-			report(Damage{Kind: DamageBitmap, What: fmt.Sprintf("clusters %d-%d", r.Start, r.Start+r.Count-1), Offset: int64(r.Start) * cs,
+			report(Damage{Kind: DamageBitmap, What: "clusters " + runsString([]Run{r}), Offset: int64(r.Start) * cs,
 				Msg: fmt.Sprintf("%d clusters %s", r.Count, k.msg)})
 		})
 		if runs > maxReported {

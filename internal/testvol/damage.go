@@ -1,0 +1,318 @@
+//go:build linux
+
+package testvol
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf16"
+)
+
+// Damaged is a volume damaged on purpose and what a file-system check must
+// find in it.
+type Damaged struct {
+	Path string
+	Want []WantDamage
+	// Files are paths whose chains or records are intact and may be
+	// excluded; Shared are files whose clusters another file's chain also
+	// claims (an exclusion of them must not be applied).
+	Files  []string
+	Shared []string
+}
+
+// WantDamage is one finding: its kind (the strings of volume.Damage*), the
+// volume path concerned ("" for none) and the partition byte offset of the
+// structure.
+type WantDamage struct {
+	Kind   string
+	Path   string
+	Offset int64
+}
+
+// fat32 is the little of a FAT32 volume the damage helpers need.
+type fat32 struct {
+	t    testing.TB
+	f    *os.File
+	bps  int64
+	cs   int64
+	rsvd int64
+	nfat int64
+	fsz  int64 // sectors per FAT
+	root uint32
+	n    uint32 // clusters
+}
+
+func openFAT32(t testing.TB, path string) *fat32 {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	b := make([]byte, 512)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	v := &fat32{t: t, f: f, bps: int64(le.Uint16(b[11:])), rsvd: int64(le.Uint16(b[14:])), nfat: int64(b[16]),
+		fsz: int64(le.Uint32(b[36:])), root: le.Uint32(b[44:])}
+	v.cs = v.bps * int64(b[13])
+	v.n = uint32((int64(le.Uint32(b[32:]))*v.bps - (v.rsvd+v.nfat*v.fsz)*v.bps) / v.cs)
+	if le.Uint16(b[22:]) != 0 || v.fsz == 0 {
+		t.Fatalf("testvol: %s is not FAT32", path)
+	}
+	return v
+}
+
+func (v *fat32) fatOff(copy int) int64 { return (v.rsvd + int64(copy)*v.fsz) * v.bps }
+func (v *fat32) entryOff(copy int, c uint32) int64 {
+	return v.fatOff(copy) + 4*int64(c)
+}
+func (v *fat32) clusterOff(c uint32) int64 {
+	return (v.rsvd+v.nfat*v.fsz)*v.bps + int64(c-2)*v.cs
+}
+
+func (v *fat32) read(off int64, n int) []byte {
+	b := make([]byte, n)
+	if _, err := v.f.ReadAt(b, off); err != nil {
+		v.t.Fatal(err)
+	}
+	return b
+}
+
+func (v *fat32) write(off int64, b []byte) {
+	if _, err := v.f.WriteAt(b, off); err != nil {
+		v.t.Fatal(err)
+	}
+}
+
+func (v *fat32) get(c uint32) uint32 {
+	return binary.LittleEndian.Uint32(v.read(v.entryOff(0, c), 4)) & 0x0FFFFFFF
+}
+
+// set writes FAT entry c in the copies listed.
+func (v *fat32) set(c, val uint32, copies ...int) {
+	for _, k := range copies {
+		v.write(v.entryOff(k, c), binary.LittleEndian.AppendUint32(nil, val))
+	}
+}
+
+func (v *fat32) chain(c uint32) []uint32 {
+	var out []uint32
+	for c >= 2 && c < 0x0FFFFFF8 && len(out) < 1<<20 {
+		out = append(out, c)
+		c = v.get(c)
+	}
+	return out
+}
+
+// entry finds the 8.3 entry named short (11 bytes, space padded) in the
+// directory starting at cluster dir; it returns the entry's offset and its
+// first cluster.
+func (v *fat32) entry(dir uint32, short string) (int64, uint32) {
+	for _, c := range v.chain(dir) {
+		b := v.read(v.clusterOff(c), int(v.cs))
+		for i := 0; i+32 <= len(b); i += 32 {
+			if string(b[i:i+11]) == short {
+				e := b[i:]
+				return v.clusterOff(c) + int64(i), uint32(binary.LittleEndian.Uint16(e[26:])) | uint32(binary.LittleEndian.Uint16(e[20:]))<<16
+			}
+		}
+	}
+	v.t.Fatalf("testvol: no entry %q in the directory at cluster %d", short, dir)
+	return 0, 0
+}
+
+// setCluster points the entry at off to cluster c.
+func (v *fat32) setCluster(off int64, c uint32) {
+	v.write(off+26, binary.LittleEndian.AppendUint16(nil, uint16(c)))
+	v.write(off+20, binary.LittleEndian.AppendUint16(nil, uint16(c>>16)))
+}
+
+// DamagedFAT32 returns a private copy of the basic FAT32 volume (512-byte
+// clusters) damaged in each way a FAT check must name: a cross-linked
+// chain, a directory loop, a wrong "..", a 0-byte file that keeps its
+// chain, FAT copies that disagree and a lost chain (plus the lost chains
+// these leave behind).
+func DamagedFAT32(t testing.TB) *Damaged {
+	t.Helper()
+	p := Copy(t, FAT(t, FATSpec{Bits: 32, Content: "basic"}))
+	v := openFAT32(t, p)
+	d := &Damaged{Path: p}
+	add := func(kind, path string, off int64) { d.Want = append(d.Want, WantDamage{kind, path, off}) }
+
+	docsOff, docs := v.entry(v.root, "DOCS       ")
+	_, data := v.entry(v.root, "DATA       ")
+	_, deep := v.entry(v.root, "DEEP       ")
+	_ = docsOff
+
+	// README.TXT (90 clusters, walked first) keeps its first cluster and
+	// then runs into the last 89 clusters of 1MiB.bin: 1MiB.bin is found
+	// cross-linked, README.TXT shares clusters with it, and README's own
+	// clusters 2..90 are lost.
+	_, readme := v.entry(docs, "README  TXT")
+	rc := v.chain(readme)
+	_, big := v.entry(data, "1MIB    BIN")
+	bc := v.chain(big)
+	if len(rc) != 90 || len(bc) != 2048 {
+		t.Fatalf("testvol: README.TXT has %d clusters, 1MiB.bin %d; want 90 and 2048", len(rc), len(bc))
+	}
+	k := len(bc) - (len(rc) - 1)
+	v.set(rc[0], bc[k], 0, 1)
+	add("cross-linked", "/Data/1MiB.bin", v.entryOff(0, bc[k]))
+	add("lost chain", "", v.entryOff(0, rc[1]))
+	d.Shared = append(d.Shared, "/DOCS/README.TXT", "/Data/1MiB.bin")
+
+	// A directory loop: /Deep/Level 1 points back at /Deep.
+	lvlOff, _ := v.entry(deep, "LEVEL1~1   ")
+	v.setCluster(lvlOff, deep)
+	add("directory loop", "/Deep/Level 1", lvlOff)
+
+	// /Data's ".." names /DOCS instead of the root (0).
+	dotdot := v.clusterOff(data) + 32
+	if string(v.read(dotdot, 11)) != "..         " {
+		t.Fatal("testvol: no .. entry at the second slot of /Data")
+	}
+	v.setCluster(dotdot, docs)
+	add("bad dot entry", "/Data", dotdot)
+
+	// ONE.TXT becomes a 0-byte file that still names its cluster.
+	oneOff, one := v.entry(docs, "ONE     TXT")
+	v.write(oneOff+28, make([]byte, 4))
+	add("empty file with chain", "/DOCS/ONE.TXT", oneOff)
+	add("lost chain", "", v.entryOff(0, one))
+
+	// A lost chain of two clusters near the end, in both FATs, and one
+	// entry only the second FAT has.
+	lost := v.n - 100
+	if v.get(lost) != 0 || v.get(lost+1) != 0 || v.get(lost+10) != 0 {
+		t.Fatal("testvol: the clusters for the lost chain are in use")
+	}
+	v.set(lost, lost+1, 0, 1)
+	v.set(lost+1, 0x0FFFFFFF, 0, 1)
+	add("lost chain", "", v.entryOff(0, lost))
+	v.set(lost+10, 0x0FFFFFFF, 1)
+	add("FAT copies differ", "", v.entryOff(1, lost+10))
+
+	d.Files = []string{"/Data/4095.bin", "/DOCS/SMALL.BIN"}
+	return d
+}
+
+// ntfsRecord finds the MFT record whose $FILE_NAME holds name (among the
+// first 1024 records, which the basic volume's files use) and returns its
+// partition offset.
+func ntfsRecord(t testing.TB, f *os.File, name string) int64 {
+	t.Helper()
+	b := make([]byte, 512)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	cs := int64(le.Uint16(b[11:])) * int64(b[13])
+	rs := int64(1024)
+	if x := int8(b[0x40]); x < 0 {
+		rs = 1 << -x
+	} else if x > 0 {
+		rs = int64(x) * cs
+	}
+	mft := int64(le.Uint64(b[0x30:])) * cs
+	u := utf16.Encode([]rune(name))
+	pat := make([]byte, 0, 2*len(u))
+	for _, c := range u {
+		pat = le.AppendUint16(pat, c)
+	}
+	rec := make([]byte, rs)
+	for i := int64(16); i < 1024; i++ {
+		if _, err := f.ReadAt(rec, mft+i*rs); err != nil {
+			t.Fatal(err)
+		}
+		if string(rec[:4]) == "FILE" && fileNamed(rec, pat) {
+			return mft + i*rs
+		}
+	}
+	t.Fatalf("testvol: no MFT record named %q", name)
+	return 0
+}
+
+// fileNamed reports whether an MFT record has a $FILE_NAME attribute whose
+// name is pat (UTF-16LE).
+func fileNamed(rec, pat []byte) bool {
+	le := binary.LittleEndian
+	for off := int(le.Uint16(rec[0x14:])); off+0x18 <= len(rec); {
+		typ, l := le.Uint32(rec[off:]), int(le.Uint32(rec[off+4:]))
+		if typ == 0xFFFFFFFF || l < 0x18 || off+l > len(rec) {
+			return false
+		}
+		if typ == 0x30 && rec[off+8] == 0 {
+			v := off + int(le.Uint16(rec[off+0x14:]))
+			if v+0x42 <= len(rec) {
+				n := 2 * int(rec[v+0x40])
+				if v+0x42+n <= len(rec) && bytes.Equal(rec[v+0x42:v+0x42+n], pat) {
+					return true
+				}
+			}
+		}
+		off += l
+	}
+	return false
+}
+
+// DamagedNTFS returns a private copy of the basic NTFS volume with a
+// directory index entry to a record no longer in use (Documents/one.txt:
+// its record's in-use flag cleared), an unreadable file record
+// (Data/4095.bin: "FILE" magic overwritten) and a damaged $MFTMirr.
+func DamagedNTFS(t testing.TB) *Damaged {
+	t.Helper()
+	p := Copy(t, NTFS(t, NTFSSpec{Content: "basic"}))
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d := &Damaged{Path: p, Files: []string{"/Data/4097.bin", "/Documents/readme.txt"}}
+	write := func(off int64, b []byte) {
+		if _, err := f.WriteAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := ntfsRecord(t, f, "one.txt")
+	flags := make([]byte, 2)
+	if _, err := f.ReadAt(flags, one+0x16); err != nil {
+		t.Fatal(err)
+	}
+	flags[0] &^= 1
+	write(one+0x16, flags)
+	d.Want = append(d.Want, WantDamage{"bad index entry", "/Documents/one.txt", -1})
+
+	bin := ntfsRecord(t, f, "4095.bin")
+	write(bin, []byte("BAAD"))
+	d.Want = append(d.Want, WantDamage{"bad MFT record", "", bin})
+
+	b := make([]byte, 512)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	cs := int64(binary.LittleEndian.Uint16(b[11:])) * int64(b[13])
+	mirr := int64(binary.LittleEndian.Uint64(b[0x38:])) * cs
+	// Record 2 of the mirror ($LogFile's copy): a byte in its attributes.
+	rs := int64(1024)
+	write(mirr+2*rs+0x100, []byte{0xEE})
+	d.Want = append(d.Want, WantDamage{"MFT mirror mismatch", "/$MFTMirr", mirr + 2*rs})
+	return d
+}
+
+// HasDamage reports whether a check's findings, each "kind|path|offset",
+// include w (any offset when w.Offset is -1).
+func HasDamage(found []string, w WantDamage) bool {
+	for _, s := range found {
+		parts := strings.SplitN(s, "|", 3)
+		if len(parts) == 3 && parts[0] == w.Kind && parts[1] == w.Path && (w.Offset < 0 || parts[2] == strconv.FormatInt(w.Offset, 10)) {
+			return true
+		}
+	}
+	return false
+}
