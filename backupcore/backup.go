@@ -302,10 +302,8 @@ func checkState(vol *volume.Volume, warn func(string, ...any), dmg *damageLog) (
 		if err != nil {
 			return 0, fmt.Errorf("compare FAT copies: %w", err)
 		}
-		bs := fat.Boot()
 		for _, d := range diffs {
-			dmg.record(volume.Damage{Kind: volume.DamageFATCopies, What: fmt.Sprintf("FAT %d", d.Copy+1), Offset: bs.FATOffset(d.Copy),
-				Msg: fmt.Sprintf("%d entries differ from the active FAT (first: entry %d)", d.Entries, d.FirstEntry)})
+			dmg.record(fat.CopyDamage(d))
 			warn("FAT copy %d differs from the active FAT in %d entries (first: %d); the image keeps both copies as they are and uses the active one — run fsck.fat/chkdsk after restoring", d.Copy+1, d.Entries, d.FirstEntry)
 		}
 	}

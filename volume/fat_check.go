@@ -83,6 +83,15 @@ func compareFATPieces(f *FATFS, a, b int, d *FATCopyDiff) error {
 	return nil
 }
 
+// CopyDamage describes a FAT copy that differs from the active one, at
+// its first differing entry.
+func (f *FATFS) CopyDamage(d FATCopyDiff) Damage {
+	bs := f.boot
+	return Damage{Kind: DamageFATCopies, What: fmt.Sprintf("FAT %d entry %d", d.Copy+1, d.FirstEntry),
+		Offset: bs.FATOffset(d.Copy) + int64(d.FirstEntry)*int64(fatEntryBits(bs.Type))/8,
+		Msg:    fmt.Sprintf("%d entries differ from the active FAT %d", d.Entries, bs.ActiveFAT()+1)}
+}
+
 // fatEntryOffset is the partition offset of FAT entry c in the active FAT.
 func (f *FATFS) fatEntryOffset(c uint32) int64 {
 	bs := f.boot
@@ -246,11 +255,8 @@ func (f *FATFS) check(ctx context.Context, report func(Damage)) error {
 	if err != nil {
 		return err
 	}
-	bs := f.boot
 	for _, d := range diffs {
-		report(Damage{Kind: DamageFATCopies, What: fmt.Sprintf("FAT %d entry %d", d.Copy+1, d.FirstEntry),
-			Offset: bs.FATOffset(d.Copy) + int64(d.FirstEntry)*int64(fatEntryBits(bs.Type))/8,
-			Msg:    fmt.Sprintf("%d entries differ from the active FAT %d", d.Entries, bs.ActiveFAT()+1)})
+		report(f.CopyDamage(d))
 	}
 	cl, err := f.scanTolerant(ctx, func(File) error { return nil }, report)
 	if err != nil {

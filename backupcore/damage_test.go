@@ -1,0 +1,230 @@
+//go:build linux
+
+package backupcore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cbimg/cbimg/backupcore"
+	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/internal/faultdev"
+	"github.com/cbimg/cbimg/internal/oracle"
+	"github.com/cbimg/cbimg/internal/testvol"
+	"github.com/cbimg/cbimg/restorecore"
+	"github.com/cbimg/cbimg/volume"
+)
+
+// backupRestore backs up src with opts, restores the image into a new
+// file and returns the result and the restored file.
+func backupRestore(t *testing.T, src string, opts backupcore.Options) (*backupcore.Result, string) {
+	t.Helper()
+	dir := t.TempDir()
+	opts.Source, opts.Image = src, filepath.Join(dir, "x.cbi")
+	res, err := backupcore.Backup(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("backup of a damaged volume: %v", err)
+	}
+	r, err := image.Open(opts.Image, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Header.Damage) != len(res.Header.Damage) {
+		t.Errorf("image header holds %d damage records, the backup made %d", len(r.Header.Damage), len(res.Header.Damage))
+	}
+	r.Close()
+	out := filepath.Join(dir, "restored.img")
+	if _, err := restorecore.Restore(context.Background(), restorecore.Options{Image: opts.Image, Target: out}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	return res, out
+}
+
+// sameExcept compares two volume files byte for byte, except the clusters
+// of the exclusions, which must be zeros in got.
+func sameExcept(t *testing.T, want, got string, h *image.Header) {
+	t.Helper()
+	a, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != len(b) {
+		t.Fatalf("restored volume has %d bytes, the source %d", len(b), len(a))
+	}
+	cs := int64(h.ClusterSize)
+	for _, x := range h.Exclusions {
+		for _, r := range x.Runs {
+			off := h.ClusterOrigin + int64(r.Start)*cs
+			n := int64(r.Count) * cs
+			if !oracle.IsZero(b[off : off+n]) {
+				t.Errorf("excluded %s: clusters %d+%d not zero after restore", x.Path, r.Start, r.Count)
+			}
+			copy(b[off:off+n], a[off:off+n])
+		}
+	}
+	if !bytes.Equal(a, b) {
+		i := 0
+		for a[i] == b[i] {
+			i++
+		}
+		t.Errorf("restored volume differs from the source at byte %d", i)
+	}
+}
+
+func kinds(ds []image.Damage) map[string]int {
+	m := map[string]int{}
+	for _, d := range ds {
+		m[d.Kind]++
+	}
+	return m
+}
+
+// A damaged FAT32 volume is backed up: without exclusions no file is
+// walked and the restore equals the source; with the default exclusions
+// the damage is warned about and recorded; an exclusion over a damaged or
+// cross-linked chain is not applied. fsck.fat -n says the same of the
+// restored volume as of the source.
+func TestBackupDamagedFAT(t *testing.T) {
+	d := testvol.DamagedFAT32(t)
+	fsck := oracle.Fsck(t, d.Path)
+	if strings.HasSuffix(fsck, "exit 0") {
+		t.Fatalf("fsck.fat -n finds the damaged volume clean:\n%s", fsck)
+	}
+
+	t.Run("no exclusions", func(t *testing.T) {
+		res, out := backupRestore(t, d.Path, backupcore.Options{NoDefaultExcludes: true})
+		// No walk: only the FAT copies (compared for every FAT backup).
+		if k := kinds(res.Header.Damage); len(k) != 1 || k[volume.DamageFATCopies] != 1 {
+			t.Errorf("damage recorded without a walk: %v", res.Header.Damage)
+		}
+		sameExcept(t, d.Path, out, res.Header)
+		if got := oracle.Fsck(t, out); got != fsck {
+			t.Errorf("fsck.fat -n on the restored volume:\n%s\non the source:\n%s", got, fsck)
+		}
+	})
+
+	t.Run("default exclusions", func(t *testing.T) {
+		res, out := backupRestore(t, d.Path, backupcore.Options{})
+		k := kinds(res.Header.Damage)
+		for _, want := range []string{volume.DamageCrossLink, volume.DamageDirLoop, volume.DamageDotEntry, volume.DamageEmptyChain, volume.DamageFATCopies} {
+			if k[want] == 0 {
+				t.Errorf("no %q recorded: %v", want, res.Header.Damage)
+			}
+		}
+		warnings := strings.Join(res.Warnings, "\n")
+		for _, w := range d.Want {
+			if w.Path != "" && !strings.Contains(warnings, w.Path) {
+				t.Errorf("no warning names %s:\n%s", w.Path, warnings)
+			}
+		}
+		sameExcept(t, d.Path, out, res.Header)
+		if got := oracle.Fsck(t, out); got != fsck {
+			t.Errorf("fsck.fat -n on the restored volume:\n%s\non the source:\n%s", got, fsck)
+		}
+	})
+
+	t.Run("exclusions", func(t *testing.T) {
+		ex := append([]string{"ONE.TXT"}, d.Shared...)
+		ex = append(ex, d.Files[0])
+		res, out := backupRestore(t, d.Path, backupcore.Options{Excludes: ex})
+		if len(res.Header.Exclusions) != 1 || res.Header.Exclusions[0].Path != d.Files[0] {
+			t.Errorf("exclusions applied: %+v, want only %s", res.Header.Exclusions, d.Files[0])
+		}
+		warnings := strings.Join(res.Warnings, "\n")
+		for _, p := range append([]string{"/DOCS/ONE.TXT"}, d.Shared...) {
+			if !strings.Contains(warnings, p) || !strings.Contains(warnings, "not applied") {
+				t.Errorf("no warning says the exclusion of %s is not applied:\n%s", p, warnings)
+			}
+		}
+		if k := kinds(res.Header.Damage); k["exclusion not applied"] != 3 {
+			t.Errorf("not-applied exclusions recorded: %d, want 3", k["exclusion not applied"])
+		}
+		sameExcept(t, d.Path, out, res.Header)
+		if got := oracle.Fsck(t, out); got != fsck {
+			t.Errorf("fsck.fat -n on the restored volume:\n%s\non the source:\n%s", got, fsck)
+		}
+	})
+}
+
+// The same for NTFS: an unreadable file record and an index entry to a
+// record no longer in use are warnings, not refusals.
+func TestBackupDamagedNTFS(t *testing.T) {
+	d := testvol.DamagedNTFS(t)
+	res, out := backupRestore(t, d.Path, backupcore.Options{NoDefaultExcludes: true})
+	if len(res.Header.Damage) != 0 {
+		t.Errorf("damage recorded without a walk: %v", res.Header.Damage)
+	}
+	sameExcept(t, d.Path, out, res.Header)
+
+	res, out = backupRestore(t, d.Path, backupcore.Options{Excludes: []string{d.Files[0]}})
+	if kinds(res.Header.Damage)[volume.DamageRecord] == 0 {
+		t.Errorf("the unreadable record is not recorded: %v", res.Header.Damage)
+	}
+	excluded := map[string]bool{}
+	for _, x := range res.Header.Exclusions {
+		excluded[x.Path] = true
+	}
+	for _, p := range []string{d.Files[0], "/pagefile.sys", "/swapfile.sys", "/hiberfil.sys"} {
+		if !excluded[p] {
+			t.Errorf("%s not excluded: %+v", p, res.Header.Exclusions)
+		}
+	}
+	sameExcept(t, d.Path, out, res.Header)
+}
+
+// A volume whose allocation map cannot be read is still refused, as a
+// damaged source, with the advice to copy it sector by sector.
+func TestBackupRefusesUnreadableMap(t *testing.T) {
+	refused := func(t *testing.T, src string) {
+		t.Helper()
+		img := filepath.Join(t.TempDir(), "x.cbi")
+		_, err := backupcore.Backup(context.Background(), backupcore.Options{Source: src, Image: img, NoDefaultExcludes: true})
+		if !errors.Is(err, volume.ErrCorrupt) || !strings.Contains(err.Error(), "--sector-by-sector") {
+			t.Fatalf("backup: %v, want a damaged-source refusal that advises --sector-by-sector", err)
+		}
+		if m, _ := filepath.Glob(img + "*"); len(m) > 0 {
+			t.Fatalf("left behind: %v", m)
+		}
+	}
+	t.Run("FAT read error", func(t *testing.T) {
+		src := testvol.FAT(t, testvol.FATSpec{Bits: 32, Content: "basic"})
+		f, err := os.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := volume.Open(f, 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs := v.FAT().Boot()
+		f.Close()
+		// Entries 50000.. of the active FAT: Open reads entry 1, the
+		// allocation map needs them all.
+		refused(t, faultdev.Serve(t, src, faultdev.Range{Off: bs.FATOffset(bs.ActiveFAT()) + 4*50000, Len: 512}))
+	})
+	t.Run("NTFS $Bitmap record", func(t *testing.T) {
+		src := testvol.Copy(t, testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}))
+		f, err := os.OpenFile(src, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 512)
+		f.ReadAt(b, 0)
+		// $Bitmap is record 6 of $MFT (1 KiB records, 4 KiB clusters).
+		mft := int64(b[0x30]) | int64(b[0x31])<<8 | int64(b[0x32])<<16 | int64(b[0x33])<<24
+		if _, err := f.WriteAt([]byte("BAAD"), mft*4096+6*1024); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		refused(t, src)
+	})
+}

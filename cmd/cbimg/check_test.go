@@ -1,0 +1,108 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cbimg/cbimg/internal/testvol"
+)
+
+func checkFindings(t *testing.T, out string) (checkJSON, []string) {
+	t.Helper()
+	var j checkJSON
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("check --json: %v\n%s", err, out)
+	}
+	var found []string
+	for _, d := range j.Damage {
+		found = append(found, fmt.Sprintf("%s|%s|%d", d.Kind, d.Path, d.Offset))
+	}
+	return j, found
+}
+
+// check lists the damage of a source and of its image, with offsets, and
+// exits 5; backup of the damaged volume succeeds with warnings and info
+// lists what it recorded.
+func TestCheckDamagedVolumes(t *testing.T) {
+	for name, d := range map[string]*testvol.Damaged{"fat32": testvol.DamagedFAT32(t), "ntfs": testvol.DamagedNTFS(t)} {
+		t.Run(name, func(t *testing.T) {
+			out, stderr, code := cbimg(t, nil, "check", "--json", d.Path)
+			if code != exitFS {
+				t.Fatalf("check exit %d, want %d: %s", code, exitFS, stderr)
+			}
+			j, found := checkFindings(t, out)
+			if j.OK || j.Kind != "source" || j.FileSystem != name {
+				t.Errorf("check: %+v", j)
+			}
+			for _, w := range d.Want {
+				if !testvol.HasDamage(found, w) {
+					t.Errorf("check does not list %+v; it lists %v", w, found)
+				}
+			}
+			text, _, code := cbimg(t, nil, "check", d.Path)
+			if code != exitFS || !strings.Contains(text, "DAMAGE ") || !strings.Contains(text, " at byte ") {
+				t.Errorf("check exit %d:\n%s", code, text)
+			}
+
+			img := filepath.Join(t.TempDir(), "d.cbi")
+			_, stderr, code = cbimg(t, nil, "backup", d.Path, img)
+			if code != 0 || !strings.Contains(stderr, "file-system damage") {
+				t.Fatalf("backup exit %d: %s", code, stderr)
+			}
+			// The image holds the volume as it was: check finds the same.
+			out, _, code = cbimg(t, nil, "check", "--json", img)
+			ji, foundImg := checkFindings(t, out)
+			if code != exitFS || ji.Kind != "image" || len(ji.Recorded) == 0 {
+				t.Errorf("check of the image: exit %d, %+v", code, ji)
+			}
+			if strings.Join(foundImg, "\n") != strings.Join(found, "\n") {
+				t.Errorf("check of the image:\n%s\nof the source:\n%s", strings.Join(foundImg, "\n"), strings.Join(found, "\n"))
+			}
+			out, _, code = cbimg(t, nil, "info", "--json", img)
+			var info infoJSON
+			if err := json.Unmarshal([]byte(out), &info); err != nil || code != 0 {
+				t.Fatalf("info exit %d: %v", code, err)
+			}
+			if len(info.Damage) == 0 || info.Damage[0].Kind == "" {
+				t.Errorf("info lists no damage: %+v", info.Damage)
+			}
+			text, _, _ = cbimg(t, nil, "info", img)
+			if !strings.Contains(text, "Damage:") {
+				t.Errorf("info:\n%s", text)
+			}
+		})
+	}
+}
+
+// A healthy volume checks clean (exit 0).
+func TestCheckClean(t *testing.T) {
+	out, stderr, code := cbimg(t, nil, "check", testvol.FAT(t, testvol.FATSpec{Bits: 16, Content: "basic"}))
+	if code != 0 || !strings.Contains(out, "No damage found") {
+		t.Fatalf("exit %d: %s%s", code, out, stderr)
+	}
+}
+
+// A volume whose $Bitmap cannot be read is refused with exit 5 and the
+// advice to copy it sector by sector.
+func TestBackupUnreadableBitmapExit5(t *testing.T) {
+	src := testvol.Copy(t, testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}))
+	f, err := os.OpenFile(src, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 512)
+	f.ReadAt(b, 0)
+	mft := int64(b[0x30]) | int64(b[0x31])<<8 | int64(b[0x32])<<16 | int64(b[0x33])<<24
+	f.WriteAt([]byte("BAAD"), mft*4096+6*1024) // $Bitmap, record 6
+	f.Close()
+	_, stderr, code := cbimg(t, nil, "backup", "--no-default-excludes", src, filepath.Join(t.TempDir(), "x.cbi"))
+	if code != exitFS || !strings.Contains(stderr, "--sector-by-sector") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
