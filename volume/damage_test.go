@@ -3,6 +3,7 @@
 package volume
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -87,4 +88,60 @@ func TestCheckDamaged(t *testing.T) {
 		}
 		f.Close()
 	}
+}
+
+// Check and the tolerant walk never panic or hang on damaged bytes, and
+// report runs inside the volume only.
+func FuzzCheckFAT(f *testing.F) {
+	img, err := os.ReadFile(testvol.Real(f, "fat/mkfs-fat16-lfn.img"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	const head = 16 << 10 // boot sector, both FATs, the root directory
+	f.Add(img[:head])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vol := append([]byte(nil), img...)
+		copy(vol, b[:min(len(b), head)])
+		v, err := Open(bytes.NewReader(vol), int64(len(vol)))
+		if err != nil {
+			return
+		}
+		checkRuns(t, v)
+	})
+}
+
+func FuzzCheckNTFS(f *testing.F) {
+	img := ntfsTestImage(f)
+	v, err := openNTFSVol(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	mftOff := v.recordOffset(0)
+	f.Add(uint32(1*1024+0x100), []byte{0xEE})
+	f.Add(uint32(5*1024+0x18), []byte{0xFF, 0xFF})
+	f.Add(uint32(40*1024), []byte("BAAD"))
+	f.Fuzz(func(t *testing.T, off uint32, patch []byte) {
+		if len(patch) > 4096 {
+			return
+		}
+		pr := &patchReader{base: img, off: mftOff + int64(off%(64*1024)), patch: patch}
+		vol, err := Open(pr, int64(len(img)))
+		if err != nil {
+			return
+		}
+		checkRuns(t, vol)
+	})
+}
+
+func checkRuns(t *testing.T, v *Volume) {
+	inside := func(what string, runs []Run) {
+		for _, r := range runs {
+			if r.Start+r.Count > v.Info.ClusterCount || r.Start+r.Count < r.Start {
+				t.Fatalf("%s: run %v past %d clusters", what, r, v.Info.ClusterCount)
+			}
+		}
+	}
+	_ = v.WalkTolerant(context.Background(), func(f File) error { inside(f.Path, f.Runs); return nil },
+		func(d Damage) { inside(d.String(), d.Clusters) })
+	_ = v.Check(context.Background(), func(Damage) {})
 }

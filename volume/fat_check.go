@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 )
 
 // FATCopyDiff says how one FAT copy differs from the active one.
@@ -101,9 +100,30 @@ func (f *FATFS) fatEntryOffset(c uint32) int64 {
 // fatScanDir is a directory waiting to be read by a tolerant walk.
 type fatScanDir struct {
 	ref    fatDirRef
-	parent uint32   // first cluster of the parent directory; 0 for the root
-	above  []uint32 // first clusters of every directory above it
+	parent uint32       // first cluster of the parent directory; 0 for the root
+	above  *fatAncestor // the directories above it
 }
+
+// fatAncestor is one directory on the path to another, shared by all the
+// directories below it, so memory stays one node per directory.
+type fatAncestor struct {
+	cluster uint32
+	depth   int
+	up      *fatAncestor
+}
+
+func (a *fatAncestor) holds(c uint32) bool {
+	for ; a != nil; a = a.up {
+		if a.cluster == c {
+			return true
+		}
+	}
+	return false
+}
+
+// fatMaxDepth bounds how deep a tolerant walk descends: deeper
+// directories are reported, not walked.
+const fatMaxDepth = 4096
 
 // walkTolerant walks like walk, but a damaged directory, chain or entry is
 // reported and skipped. Every chain is claimed once, so a chain that runs
@@ -181,6 +201,10 @@ func (f *FATFS) scanTolerant(ctx context.Context, fn func(File) error, report fu
 			return nil, err
 		}
 		var subdirs []fatScanDir
+		here := &fatAncestor{cluster: d.ref.cluster, up: d.above}
+		if d.above != nil {
+			here.depth = d.above.depth + 1
+		}
 		for i := range dd.scan.entries {
 			e := &dd.scan.entries[i]
 			p := joinFATPath(d.ref.path, e.Name)
@@ -189,14 +213,15 @@ func (f *FATFS) scanTolerant(ctx context.Context, fn func(File) error, report fu
 				switch {
 				case e.Cluster == 0 || e.Cluster > last:
 					dmg.Kind, dmg.Msg = DamageEntry, fmt.Sprintf("directory names cluster %d, outside clusters 2..%d", e.Cluster, last)
-				case e.Cluster == d.ref.cluster || slices.Contains(d.above, e.Cluster) || e.Cluster == root.cluster:
+				case e.Cluster == d.ref.cluster || e.Cluster == root.cluster || d.above.holds(e.Cluster):
 					dmg.Kind, dmg.Msg = DamageDirLoop, fmt.Sprintf("directory points back at cluster %d, the first cluster of a directory above it", e.Cluster)
 				case claimed(e.Cluster):
 					dmg.Kind, dmg.Msg = DamageCrossLink, fmt.Sprintf("directory starts at cluster %d, which another chain already holds", e.Cluster)
 					dmg.Clusters = []Run{{Start: uint64(e.Cluster - 2), Count: 1}}
+				case here.depth >= fatMaxDepth:
+					dmg.Kind, dmg.Msg = DamageDir, fmt.Sprintf("more than %d directory levels: not walked", fatMaxDepth)
 				default:
-					subdirs = append(subdirs, fatScanDir{ref: fatDirRef{path: p, cluster: e.Cluster}, parent: d.ref.cluster,
-						above: append(slices.Clip(d.above), d.ref.cluster)})
+					subdirs = append(subdirs, fatScanDir{ref: fatDirRef{path: p, cluster: e.Cluster}, parent: d.ref.cluster, above: here})
 					continue
 				}
 				report(dmg)
