@@ -165,9 +165,16 @@ func TestBackupDamagedNTFS(t *testing.T) {
 	}
 	sameExcept(t, d.Path, out, res.Header)
 
-	res, out = backupRestore(t, d.Path, backupcore.Options{Excludes: []string{d.Files[0]}})
-	if kinds(res.Header.Damage)[volume.DamageRecord] == 0 {
-		t.Errorf("the unreadable record is not recorded: %v", res.Header.Damage)
+	res, out = backupRestore(t, d.Path, backupcore.Options{Excludes: append([]string{d.Files[0]}, d.Shared...)})
+	k := kinds(res.Header.Damage)
+	if k[volume.DamageRecord] == 0 || k[volume.DamageCrossLink] == 0 {
+		t.Errorf("the unreadable record or the cross-link is not recorded: %v", res.Header.Damage)
+	}
+	warnings := strings.Join(res.Warnings, "\n")
+	for _, p := range d.Shared {
+		if !strings.Contains(warnings, "matches "+p+", but its clusters are cross-linked") {
+			t.Errorf("no warning says the exclusion of %s is not applied:\n%s", p, warnings)
+		}
 	}
 	excluded := map[string]bool{}
 	for _, x := range res.Header.Exclusions {
@@ -177,6 +184,9 @@ func TestBackupDamagedNTFS(t *testing.T) {
 		if !excluded[p] {
 			t.Errorf("%s not excluded: %+v", p, res.Header.Exclusions)
 		}
+	}
+	if len(res.Header.Exclusions) != 4 {
+		t.Errorf("exclusions %+v, want only those four", res.Header.Exclusions)
 	}
 	sameExcept(t, d.Path, out, res.Header)
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/cbimg/cbimg/internal/testvol"
@@ -144,4 +145,70 @@ func checkRuns(t *testing.T, v *Volume) {
 	_ = v.WalkTolerant(context.Background(), func(f File) error { inside(f.Path, f.Runs); return nil },
 		func(d Damage) { inside(d.String(), d.Clusters) })
 	_ = v.Check(context.Background(), func(Damage) {})
+}
+
+// On FAT12 and FAT16 (fixed root directory) the tolerant walk reports a
+// looping, a cross-linked and a free-ending chain under the file's path,
+// and still reaches every other file with its runs.
+func TestWalkTolerantFAT1216(t *testing.T) {
+	dir := t.TempDir()
+	for _, src := range []string{
+		fatGunzip(t, "../testdata/realimages/fat/mkfs-fat12-lfn.img.gz", dir),
+		fatGunzip(t, "../testdata/realimages/fat/mkfs-fat16-lfn.img.gz", dir),
+	} {
+		v := fatOpenImage(t, src)
+		files := fatWalkAll(t, v)
+		var target, other File
+		for _, f := range files {
+			n := uint64(0)
+			for _, r := range f.Runs {
+				n += r.Count
+			}
+			switch {
+			case f.Dir || n == 0:
+			case target.Path == "" && n >= 2:
+				target = f
+			case other.Path == "" && n == 1:
+				other = f
+			}
+		}
+		if other.Path == "" {
+			t.Fatalf("%s: no file of several clusters and one of one", src)
+		}
+		first := uint32(target.Runs[0].Start + 2)
+		for _, c := range []struct {
+			kind  string
+			value uint32
+		}{
+			{DamageChain, first}, // loops back to its start
+			{DamageCrossLink, uint32(other.Runs[0].Start + 2)}, // runs into the other file
+			{DamageChain, 0}, // ends in a free cluster
+		} {
+			img := fatCopyFile(t, src, filepath.Join(t.TempDir(), "d.img"))
+			fatPatchEntry(t, img, v.FAT().Boot(), 0, first, c.value)
+			dv := fatOpenImage(t, img)
+			var found []Damage
+			seen := map[string]File{}
+			err := dv.WalkTolerant(context.Background(), func(f File) error { seen[f.Path] = f; return nil }, func(d Damage) { found = append(found, d) })
+			if err != nil {
+				t.Fatalf("%s %s: %v", src, c.kind, err)
+			}
+			ok := false
+			for _, d := range found {
+				ok = ok || (d.Path == target.Path || d.Path == other.Path) && d.Offset > 0 && (d.Kind == c.kind || c.kind == DamageCrossLink && d.Kind == DamageChain)
+			}
+			if !ok {
+				t.Errorf("%s: %s of %s not reported: %v", src, c.kind, target.Path, found)
+			}
+			for p, f := range files {
+				g, ok := seen[p]
+				if p == target.Path || p == other.Path {
+					continue
+				}
+				if !ok || g.Damaged || fmt.Sprint(g.Runs) != fmt.Sprint(f.Runs) {
+					t.Errorf("%s %s: %s walked as %+v, want %+v", src, c.kind, p, g, f)
+				}
+			}
+		}
+	}
 }

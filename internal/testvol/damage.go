@@ -292,6 +292,17 @@ func DamagedNTFS(t testing.TB) *Damaged {
 	write(bin, []byte("BAAD"))
 	d.Want = append(d.Want, WantDamage{"bad MFT record", "", bin})
 
+	// /Data/1MiB.bin's run moved onto the start of /Data/10MiB.bin: the
+	// record read later is found cross-linked; both share clusters.
+	small, large := ntfsRecord(t, f, "1MiB.bin"), ntfsRecord(t, f, "10MiB.bin")
+	writeLCN(t, f, small, firstLCN(t, f, large))
+	later := "/Data/10MiB.bin"
+	if small > large {
+		later = "/Data/1MiB.bin"
+	}
+	d.Want = append(d.Want, WantDamage{"cross-linked", later, -1})
+	d.Shared = []string{"/Data/1MiB.bin", "/Data/10MiB.bin"}
+
 	b := make([]byte, 512)
 	if _, err := f.ReadAt(b, 0); err != nil {
 		t.Fatal(err)
@@ -303,6 +314,68 @@ func DamagedNTFS(t testing.TB) *Damaged {
 	write(mirr+2*rs+0x100, []byte{0xEE})
 	d.Want = append(d.Want, WantDamage{"MFT mirror mismatch", "/$MFTMirr", mirr + 2*rs})
 	return d
+}
+
+// dataRun returns the partition offset of the LCN field of the first run
+// of the non-resident $DATA of the record at rec, and its size in bytes.
+func dataRun(t testing.TB, f *os.File, rec int64) (int64, int) {
+	t.Helper()
+	b := make([]byte, 1024)
+	if _, err := f.ReadAt(b, rec); err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	for off := int(le.Uint16(b[0x14:])); off+0x40 <= len(b); {
+		typ, l := le.Uint32(b[off:]), int(le.Uint32(b[off+4:]))
+		if typ == 0xFFFFFFFF || l < 0x18 || off+l > len(b) {
+			break
+		}
+		if typ == 0x80 && b[off+8] == 1 {
+			mp := off + int(le.Uint16(b[off+0x20:]))
+			h := b[mp]
+			at := mp + 1 + int(h&0xF)
+			n := int(h >> 4)
+			if n == 0 || at+n > 0x1FE {
+				t.Fatalf("testvol: first run of the record at %d: header %#x at %d", rec, h, mp)
+			}
+			return rec + int64(at), n
+		}
+		off += l
+	}
+	t.Fatalf("testvol: no non-resident $DATA in the record at %d", rec)
+	return 0, 0
+}
+
+func firstLCN(t testing.TB, f *os.File, rec int64) int64 {
+	off, n := dataRun(t, f, rec)
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	var v int64
+	for i := n - 1; i >= 0; i-- {
+		v = v<<8 | int64(b[i])
+	}
+	if b[n-1]&0x80 != 0 {
+		v -= 1 << (8 * n)
+	}
+	return v
+}
+
+// writeLCN sets the LCN of the first run of the record at rec to lcn,
+// which must fit the field as it is.
+func writeLCN(t testing.TB, f *os.File, rec, lcn int64) {
+	off, n := dataRun(t, f, rec)
+	if lim := int64(1) << (8*n - 1); lcn >= lim || lcn < -lim {
+		t.Fatalf("testvol: LCN %d does not fit %d bytes", lcn, n)
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(lcn >> (8 * i))
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // HasDamage reports whether a check's findings, each "kind|path|offset",
