@@ -238,3 +238,26 @@ func TestBackupRefusesUnreadableMap(t *testing.T) {
 		refused(t, src)
 	})
 }
+
+// An image is not written into a damaged file system: the in-place backup
+// is refused before anything is written.
+func TestInPlaceRefusesDamage(t *testing.T) {
+	d := testvol.DamagedFAT32(t)
+	before, err := os.ReadFile(d.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, no := range []bool{false, true} {
+		_, err = backupcore.Backup(context.Background(), backupcore.Options{Source: d.Path, Image: d.Path + ":/x.cbi", NoDefaultExcludes: no})
+		if !errors.Is(err, backupcore.ErrInPlaceUnsafe) || !strings.Contains(err.Error(), "damaged") {
+			t.Fatalf("in-place backup of a damaged volume (no default excludes %v): %v", no, err)
+		}
+	}
+	after, err := os.ReadFile(d.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatal("the refused in-place backup changed the volume")
+	}
+}

@@ -45,7 +45,7 @@ const (
 	DamageDir        = "unreadable dir" // a directory whose contents could not be read
 	DamageRecord     = "bad MFT record" // an MFT record (or its attributes) that cannot be read
 	DamageOrphan     = "orphan file"    // an MFT record whose parent directory is gone
-	DamageIndex      = "bad index entry"
+	DamageIndex      = "bad index"      // a directory index that cannot be read, or an entry naming a record not in use
 	DamageMirror     = "MFT mirror mismatch"
 	DamageBitmap     = "bitmap mismatch" // $Bitmap disagrees with the clusters files use
 	DamageVolume     = "bad volume info" // $Volume or the root label entry could not be read

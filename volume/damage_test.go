@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cbimg/cbimg/internal/testvol"
@@ -210,5 +211,40 @@ func TestWalkTolerantFAT1216(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A broken directory index block is found by Check with its offset; the
+// tolerant walk, which reads MFT records rather than indexes, still gives
+// every file.
+func TestCheckBrokenIndex(t *testing.T) {
+	p, off := testvol.BrokenIndexNTFS(t)
+	found := false
+	for _, d := range checkVolume(t, p) {
+		t.Log(d)
+		found = found || d.Kind == DamageIndex && d.Path == "/Many/d000" && d.Offset == off
+	}
+	if !found {
+		t.Errorf("no index damage of /Many/d000 at byte %d", off)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	v, err := Open(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err = v.WalkTolerant(context.Background(), func(x File) error {
+		if strings.HasPrefix(x.Path, "/Many/d000/") {
+			n++
+		}
+		return nil
+	}, func(d Damage) { t.Errorf("walk reports %s", d) })
+	if err != nil || n != 100 {
+		t.Errorf("tolerant walk: %v, %d files under /Many/d000, want 100", err, n)
 	}
 }

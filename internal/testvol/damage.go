@@ -286,7 +286,7 @@ func DamagedNTFS(t testing.TB) *Damaged {
 	}
 	flags[0] &^= 1
 	write(one+0x16, flags)
-	d.Want = append(d.Want, WantDamage{"bad index entry", "/Documents/one.txt", -1})
+	d.Want = append(d.Want, WantDamage{"bad index", "/Documents/one.txt", -1})
 
 	bin := ntfsRecord(t, f, "4095.bin")
 	write(bin, []byte("BAAD"))
@@ -319,6 +319,11 @@ func DamagedNTFS(t testing.TB) *Damaged {
 // dataRun returns the partition offset of the LCN field of the first run
 // of the non-resident $DATA of the record at rec, and its size in bytes.
 func dataRun(t testing.TB, f *os.File, rec int64) (int64, int) {
+	return attrRun(t, f, rec, 0x80)
+}
+
+// attrRun is dataRun for the first non-resident attribute of type typ.
+func attrRun(t testing.TB, f *os.File, rec int64, typ uint32) (int64, int) {
 	t.Helper()
 	b := make([]byte, 1024)
 	if _, err := f.ReadAt(b, rec); err != nil {
@@ -326,11 +331,11 @@ func dataRun(t testing.TB, f *os.File, rec int64) (int64, int) {
 	}
 	le := binary.LittleEndian
 	for off := int(le.Uint16(b[0x14:])); off+0x40 <= len(b); {
-		typ, l := le.Uint32(b[off:]), int(le.Uint32(b[off+4:]))
-		if typ == 0xFFFFFFFF || l < 0x18 || off+l > len(b) {
+		at, l := le.Uint32(b[off:]), int(le.Uint32(b[off+4:]))
+		if at == 0xFFFFFFFF || l < 0x18 || off+l > len(b) {
 			break
 		}
-		if typ == 0x80 && b[off+8] == 1 {
+		if at == typ && b[off+8] == 1 {
 			mp := off + int(le.Uint16(b[off+0x20:]))
 			h := b[mp]
 			at := mp + 1 + int(h&0xF)
@@ -342,12 +347,16 @@ func dataRun(t testing.TB, f *os.File, rec int64) (int64, int) {
 		}
 		off += l
 	}
-	t.Fatalf("testvol: no non-resident $DATA in the record at %d", rec)
+	t.Fatalf("testvol: no non-resident attribute %#x in the record at %d", typ, rec)
 	return 0, 0
 }
 
 func firstLCN(t testing.TB, f *os.File, rec int64) int64 {
-	off, n := dataRun(t, f, rec)
+	return firstAttrLCN(t, f, rec, 0x80)
+}
+
+func firstAttrLCN(t testing.TB, f *os.File, rec int64, typ uint32) int64 {
+	off, n := attrRun(t, f, rec, typ)
 	b := make([]byte, n)
 	if _, err := f.ReadAt(b, off); err != nil {
 		t.Fatal(err)
@@ -376,6 +385,32 @@ func writeLCN(t testing.TB, f *os.File, rec, lcn int64) {
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BrokenIndexNTFS returns a private copy of the full NTFS volume whose
+// /Many/d000 index (100 entries) has its first index block's "INDX" magic overwritten, and
+// that block's partition offset.
+func BrokenIndexNTFS(t testing.TB) (string, int64) {
+	t.Helper()
+	p := Copy(t, NTFS(t, NTFSSpec{Content: "full"}))
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 512)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	cs := int64(binary.LittleEndian.Uint16(b[11:])) * int64(b[13])
+	off := firstAttrLCN(t, f, ntfsRecord(t, f, "d000"), 0xA0) * cs
+	if _, err := f.ReadAt(b[:4], off); err != nil || string(b[:4]) != "INDX" {
+		t.Fatalf("testvol: no index block at %d (%q, %v)", off, b[:4], err)
+	}
+	if _, err := f.WriteAt([]byte("XXXX"), off); err != nil {
+		t.Fatal(err)
+	}
+	return p, off
 }
 
 // HasDamage reports whether a check's findings, each "kind|path|offset",
