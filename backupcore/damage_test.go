@@ -222,19 +222,7 @@ func TestBackupRefusesUnreadableMap(t *testing.T) {
 		refused(t, faultdev.Serve(t, src, faultdev.Range{Off: bs.FATOffset(bs.ActiveFAT()) + 4*50000, Len: 512}))
 	})
 	t.Run("NTFS $Bitmap record", func(t *testing.T) {
-		src := testvol.Copy(t, testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}))
-		f, err := os.OpenFile(src, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, 512)
-		f.ReadAt(b, 0)
-		// $Bitmap is record 6 of $MFT (1 KiB records, 4 KiB clusters).
-		mft := int64(b[0x30]) | int64(b[0x31])<<8 | int64(b[0x32])<<16 | int64(b[0x33])<<24
-		if _, err := f.WriteAt([]byte("BAAD"), mft*4096+6*1024); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+		src := testvol.UnreadableBitmapNTFS(t)
 		refused(t, src)
 	})
 }

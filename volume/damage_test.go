@@ -14,21 +14,22 @@ import (
 	"github.com/cbimg/cbimg/internal/testvol"
 )
 
-// checkVolume runs Check over the volume file at path.
-func checkVolume(t *testing.T, path string) []Damage {
+// openFile opens the volume file at path for the test's duration.
+func openFile(t *testing.T, path string) *Volume {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	v, err := Open(f, fi.Size())
+	f, size := testvol.OpenFile(t, path)
+	v, err := Open(f, size)
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
+	return v
+}
+
+// checkVolume runs Check over the volume file at path.
+func checkVolume(t *testing.T, path string) []Damage {
+	t.Helper()
 	var out []Damage
-	if err := v.Check(context.Background(), func(d Damage) { out = append(out, d) }); err != nil {
+	if err := openFile(t, path).Check(context.Background(), func(d Damage) { out = append(out, d) }); err != nil {
 		t.Fatalf("check %s: %v", path, err)
 	}
 	return out
@@ -67,15 +68,7 @@ func TestCheckDamaged(t *testing.T) {
 			}
 		}
 		// The strict walk stops; the tolerant one reaches every intact file.
-		f, err := os.Open(d.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, _ := f.Stat()
-		v, err := Open(f, fi.Size())
-		if err != nil {
-			t.Fatal(err)
-		}
+		v := openFile(t, d.Path)
 		if err := v.Walk(context.Background(), func(File) error { return nil }); err == nil && name == "fat32" {
 			t.Errorf("%s: strict walk over damage succeeded", name)
 		}
@@ -88,7 +81,6 @@ func TestCheckDamaged(t *testing.T) {
 				t.Errorf("%s: tolerant walk gives %s as %+v", name, p, x)
 			}
 		}
-		f.Close()
 	}
 }
 
@@ -227,18 +219,9 @@ func TestCheckBrokenIndex(t *testing.T) {
 	if !found {
 		t.Errorf("no index damage of /Many/d000 at byte %d", off)
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	v, err := Open(f, fi.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := openFile(t, p)
 	n := 0
-	err = v.WalkTolerant(context.Background(), func(x File) error {
+	err := v.WalkTolerant(context.Background(), func(x File) error {
 		if strings.HasPrefix(x.Path, "/Many/d000/") {
 			n++
 		}

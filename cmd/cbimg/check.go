@@ -42,15 +42,7 @@ func damageList(ds []image.Damage) []damageJSON {
 }
 
 func (d damageJSON) String() string {
-	s := d.Kind
-	if d.Path != "" {
-		s += " " + d.Path
-	}
-	s += ": " + d.Structure
-	if d.Offset >= 0 {
-		s += fmt.Sprintf(" at byte %d", d.Offset)
-	}
-	return s + ": " + d.Message
+	return volume.Damage{Kind: d.Kind, Path: d.Path, What: d.Structure, Offset: d.Offset, Msg: d.Message}.String()
 }
 
 // errFSDamaged is what check returns when it finds damage (exit 5).

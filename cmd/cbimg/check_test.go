@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,16 +90,7 @@ func TestCheckClean(t *testing.T) {
 // A volume whose $Bitmap cannot be read is refused with exit 5 and the
 // advice to copy it sector by sector.
 func TestBackupUnreadableBitmapExit5(t *testing.T) {
-	src := testvol.Copy(t, testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}))
-	f, err := os.OpenFile(src, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 512)
-	f.ReadAt(b, 0)
-	mft := int64(b[0x30]) | int64(b[0x31])<<8 | int64(b[0x32])<<16 | int64(b[0x33])<<24
-	f.WriteAt([]byte("BAAD"), mft*4096+6*1024) // $Bitmap, record 6
-	f.Close()
+	src := testvol.UnreadableBitmapNTFS(t)
 	_, stderr, code := cbimg(t, nil, "backup", "--no-default-excludes", src, filepath.Join(t.TempDir(), "x.cbi"))
 	if code != exitFS || !strings.Contains(stderr, "--sector-by-sector") {
 		t.Fatalf("exit %d: %s", code, stderr)

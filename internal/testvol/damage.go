@@ -46,13 +46,8 @@ type fat32 struct {
 	n    uint32 // clusters
 }
 
-func openFAT32(t testing.TB, path string) *fat32 {
+func openFAT32(t testing.TB, path string, f *os.File) *fat32 {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
 	b := make([]byte, 512)
 	if _, err := f.ReadAt(b, 0); err != nil {
 		t.Fatal(err)
@@ -140,8 +135,8 @@ func (v *fat32) setCluster(off int64, c uint32) {
 // these leave behind).
 func DamagedFAT32(t testing.TB) *Damaged {
 	t.Helper()
-	p := Copy(t, FAT(t, FATSpec{Bits: 32, Content: "basic"}))
-	v := openFAT32(t, p)
+	p, f := writableCopy(t, FAT(t, FATSpec{Bits: 32, Content: "basic"}))
+	v := openFAT32(t, p, f)
 	d := &Damaged{Path: p}
 	add := func(kind, path string, off int64) { d.Want = append(d.Want, WantDamage{kind, path, off}) }
 
@@ -202,24 +197,39 @@ func DamagedFAT32(t testing.TB) *Damaged {
 	return d
 }
 
-// ntfsRecord finds the MFT record whose $FILE_NAME holds name (among the
-// first 1024 records, which the basic volume's files use) and returns its
-// partition offset.
-func ntfsRecord(t testing.TB, f *os.File, name string) int64 {
+// ntfsBoot returns the cluster size, the $MFT offset and the MFT record
+// size from the boot sector.
+func ntfsBoot(t testing.TB, f *os.File) (cs, mft, rs int64) {
 	t.Helper()
 	b := make([]byte, 512)
 	if _, err := f.ReadAt(b, 0); err != nil {
 		t.Fatal(err)
 	}
 	le := binary.LittleEndian
-	cs := int64(le.Uint16(b[11:])) * int64(b[13])
-	rs := int64(1024)
+	cs = int64(le.Uint16(b[11:])) * int64(b[13])
+	rs = 1024
 	if x := int8(b[0x40]); x < 0 {
 		rs = 1 << -x
 	} else if x > 0 {
 		rs = int64(x) * cs
 	}
-	mft := int64(le.Uint64(b[0x30:])) * cs
+	return cs, int64(le.Uint64(b[0x30:])) * cs, rs
+}
+
+// ntfsRecordOffset is the offset of record n, for the first records
+// (those in $MFT's first run).
+func ntfsRecordOffset(t testing.TB, f *os.File, n int64) int64 {
+	_, mft, rs := ntfsBoot(t, f)
+	return mft + n*rs
+}
+
+// ntfsRecord finds the MFT record whose $FILE_NAME holds name (among the
+// first 1024 records, which the basic volume's files use) and returns its
+// partition offset.
+func ntfsRecord(t testing.TB, f *os.File, name string) int64 {
+	t.Helper()
+	_, mft, rs := ntfsBoot(t, f)
+	le := binary.LittleEndian
 	u := utf16.Encode([]rune(name))
 	pat := make([]byte, 0, 2*len(u))
 	for _, c := range u {
@@ -267,12 +277,7 @@ func fileNamed(rec, pat []byte) bool {
 // (Data/4095.bin: "FILE" magic overwritten) and a damaged $MFTMirr.
 func DamagedNTFS(t testing.TB) *Damaged {
 	t.Helper()
-	p := Copy(t, NTFS(t, NTFSSpec{Content: "basic"}))
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	p, f := writableCopy(t, NTFS(t, NTFSSpec{Content: "basic"}))
 	d := &Damaged{Path: p, Files: []string{"/Data/4097.bin", "/Documents/readme.txt"}}
 	write := func(off int64, b []byte) {
 		if _, err := f.WriteAt(b, off); err != nil {
@@ -303,14 +308,13 @@ func DamagedNTFS(t testing.TB) *Damaged {
 	d.Want = append(d.Want, WantDamage{"cross-linked", later, -1})
 	d.Shared = []string{"/Data/1MiB.bin", "/Data/10MiB.bin"}
 
-	b := make([]byte, 512)
-	if _, err := f.ReadAt(b, 0); err != nil {
+	b := make([]byte, 8)
+	if _, err := f.ReadAt(b, 0x38); err != nil {
 		t.Fatal(err)
 	}
-	cs := int64(binary.LittleEndian.Uint16(b[11:])) * int64(b[13])
-	mirr := int64(binary.LittleEndian.Uint64(b[0x38:])) * cs
+	cs, _, rs := ntfsBoot(t, f)
+	mirr := int64(binary.LittleEndian.Uint64(b)) * cs
 	// Record 2 of the mirror ($LogFile's copy): a byte in its attributes.
-	rs := int64(1024)
 	write(mirr+2*rs+0x100, []byte{0xEE})
 	d.Want = append(d.Want, WantDamage{"MFT mirror mismatch", "/$MFTMirr", mirr + 2*rs})
 	return d
@@ -392,17 +396,9 @@ func writeLCN(t testing.TB, f *os.File, rec, lcn int64) {
 // that block's partition offset.
 func BrokenIndexNTFS(t testing.TB) (string, int64) {
 	t.Helper()
-	p := Copy(t, NTFS(t, NTFSSpec{Content: "full"}))
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 512)
-	if _, err := f.ReadAt(b, 0); err != nil {
-		t.Fatal(err)
-	}
-	cs := int64(binary.LittleEndian.Uint16(b[11:])) * int64(b[13])
+	p, f := writableCopy(t, NTFS(t, NTFSSpec{Content: "full"}))
+	b := make([]byte, 4)
+	cs, _, _ := ntfsBoot(t, f)
 	off := firstAttrLCN(t, f, ntfsRecord(t, f, "d000"), 0xA0) * cs
 	if _, err := f.ReadAt(b[:4], off); err != nil || string(b[:4]) != "INDX" {
 		t.Fatalf("testvol: no index block at %d (%q, %v)", off, b[:4], err)
@@ -411,6 +407,32 @@ func BrokenIndexNTFS(t testing.TB) (string, int64) {
 		t.Fatal(err)
 	}
 	return p, off
+}
+
+// UnreadableBitmapNTFS returns a private copy of the basic NTFS volume
+// whose $Bitmap record (record 6) has its "FILE" magic overwritten: the
+// allocation map cannot be found.
+func UnreadableBitmapNTFS(t testing.TB) string {
+	t.Helper()
+	p, f := writableCopy(t, NTFS(t, NTFSSpec{Content: "basic"}))
+	rec := ntfsRecordOffset(t, f, 6)
+	if _, err := f.WriteAt([]byte("BAAD"), rec); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// writableCopy makes a private copy of a volume file and opens it for
+// writing until cleanup.
+func writableCopy(t testing.TB, src string) (string, *os.File) {
+	t.Helper()
+	p := Copy(t, src)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return p, f
 }
 
 // HasDamage reports whether a check's findings, each "kind|path|offset",
