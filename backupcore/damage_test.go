@@ -249,3 +249,41 @@ func TestInPlaceRefusesDamage(t *testing.T) {
 		t.Fatal("the refused in-place backup changed the volume")
 	}
 }
+
+// A directory that cannot be read is a warning of the walk for
+// exclusions; with Rescue its clusters are stored as zeros and the backup
+// completes.
+func TestBackupUnreadableDirectoryRescue(t *testing.T) {
+	src := testvol.FAT(t, testvol.FATSpec{Bits: 32, Content: "basic"})
+	f, size := testvol.OpenFile(t, src)
+	v, err := volume.Open(f, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deep volume.File
+	v.Walk(context.Background(), func(x volume.File) error {
+		if x.Path == "/Deep/Level 1/Level 2" {
+			deep = x
+		}
+		return nil
+	})
+	if len(deep.Runs) == 0 {
+		t.Fatal("no /Deep/Level 1/Level 2")
+	}
+	off := v.Info.ClusterOffset(deep.Runs[0].Start)
+	dev := faultdev.Serve(t, src, faultdev.Range{Off: off, Len: 512})
+	img := filepath.Join(t.TempDir(), "r.cbi")
+	res, err := backupcore.Backup(context.Background(), backupcore.Options{Source: dev, Image: img, Rescue: true})
+	if err != nil {
+		t.Fatalf("rescue backup over an unreadable directory: %v", err)
+	}
+	if k := kinds(res.Header.Damage); k[volume.DamageDir] != 1 {
+		t.Errorf("damage recorded: %+v", res.Header.Damage)
+	}
+	if len(res.Header.Unreadable) != 1 || res.Header.Unreadable[0].Start != deep.Runs[0].Start {
+		t.Errorf("unreadable %v, want cluster %d", res.Header.Unreadable, deep.Runs[0].Start)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "/Deep/Level 1/Level 2") {
+		t.Errorf("warnings do not name the directory: %v", res.Warnings)
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -229,5 +231,44 @@ func TestCheckBrokenIndex(t *testing.T) {
 	}, func(d Damage) { t.Errorf("walk reports %s", d) })
 	if err != nil || n != 100 {
 		t.Errorf("tolerant walk: %v, %d files under /Many/d000, want 100", err, n)
+	}
+}
+
+// A directory whose chain runs into a file walked before it is reported
+// cross-linked with the shared cluster, so that the file is never
+// excluded (its clusters hold the directory's entries too).
+func TestWalkTolerantDirectoryIntoFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, src := range []string{
+		fatGunzip(t, "../testdata/realimages/fat/mkfs-fat16-lfn.img.gz", dir),
+		testvol.FAT(t, testvol.FATSpec{Bits: 32, Content: "full"}), // /pagefile.sys
+	} {
+		v := fatOpenImage(t, src)
+		var file, sub File
+		all := fatWalkAll(t, v)
+		for _, p := range slices.Sorted(maps.Keys(all)) {
+			f := all[p]
+			switch {
+			case !f.Dir && strings.Count(p, "/") == 1 && len(f.Runs) > 0 && file.Path == "":
+				file = f
+			case f.Dir && p != "/" && len(f.Runs) > 0 && sub.Path == "":
+				sub = f
+			}
+		}
+		if file.Path == "" || sub.Path == "" {
+			t.Fatalf("%s: no file in the root and subdirectory", src)
+		}
+		last := sub.Runs[len(sub.Runs)-1]
+		img := fatCopyFile(t, src, filepath.Join(t.TempDir(), "d.img"))
+		fatPatchEntry(t, img, v.FAT().Boot(), 0, uint32(last.Start+last.Count-1+2), uint32(file.Runs[0].Start+2))
+		var shared []Run
+		err := fatOpenImage(t, img).WalkTolerant(context.Background(), func(File) error { return nil }, func(d Damage) {
+			if d.Path == sub.Path && d.Kind == DamageCrossLink {
+				shared = append(shared, d.Clusters...)
+			}
+		})
+		if err != nil || len(shared) != 1 || shared[0].Start != file.Runs[0].Start {
+			t.Errorf("%s: %v; cross-link of %s into %s reported with clusters %v", src, err, sub.Path, file.Path, shared)
+		}
 	}
 }

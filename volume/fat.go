@@ -194,7 +194,7 @@ func (f *FATFS) readDir(d fatDirRef, get func(uint32) (uint32, error), cl fatCla
 	}
 	runs, n, err := f.chain(d.path, d.cluster, 0, true, get, cl)
 	if err != nil {
-		return nil, err
+		return &fatDirData{runs: runs}, err // the runs followed, for tolerant walks
 	}
 	cs := int64(bs.ClusterSize())
 	buf := make([]byte, int64(n)*cs)
