@@ -125,6 +125,28 @@ func newClaimSet(n uint64) claimSet { return make(claimSet, (n+7)/8) }
 func (c claimSet) has(b uint64) bool { return c[b>>3]&(1<<(b&7)) != 0 }
 func (c claimSet) set(b uint64)      { c[b>>3] |= 1 << (b & 7) }
 
+// claim sets clusters [s, s+n) and returns the runs of those that were
+// already set; whole free bytes are set at once.
+func (c claimSet) claim(s, n uint64) []Run {
+	var dup []Run
+	for b, e := s, s+n; b < e; {
+		if b&7 == 0 && e-b >= 8 && c[b>>3] == 0 {
+			c[b>>3] = 0xFF
+			b += 8
+			continue
+		}
+		if !c.has(b) {
+			c.set(b)
+		} else if k := len(dup); k > 0 && dup[k-1].Start+dup[k-1].Count == b {
+			dup[k-1].Count++
+		} else {
+			dup = append(dup, Run{Start: b, Count: 1})
+		}
+		b++
+	}
+	return dup
+}
+
 // bitRuns calls fn for each run of clusters below n where pick(c) holds,
 // stopping after max runs; it returns the runs and clusters seen in all.
 func bitRuns(n uint64, pick func(uint64) bool, max int, fn func(Run)) (runs, clusters uint64) {

@@ -272,3 +272,21 @@ func TestWalkTolerantDirectoryIntoFile(t *testing.T) {
 		}
 	}
 }
+
+func TestClaimSet(t *testing.T) {
+	c := newClaimSet(100)
+	if d := c.claim(3, 40); d != nil {
+		t.Fatalf("fresh claim: %v", d)
+	}
+	if d := c.claim(40, 20); len(d) != 1 || d[0] != (Run{40, 3}) {
+		t.Fatalf("overlap: %v", d)
+	}
+	if d := c.claim(0, 100); fmt.Sprint(d) != "[{3 57}]" {
+		t.Fatalf("whole set: %v", d)
+	}
+	for b := uint64(0); b < 100; b++ {
+		if !c.has(b) {
+			t.Fatalf("cluster %d not set", b)
+		}
+	}
+}

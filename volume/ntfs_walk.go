@@ -110,6 +110,10 @@ func (v *ntfsVol) scan(ctx context.Context, fn func(File) error, report func(Dam
 				report(damageOf(DamageRecord, "", err))
 				continue
 			}
+			if !rec.inUse() && report != nil {
+				report(Damage{Kind: DamageRecord, What: fmt.Sprintf("MFT record %d", i), Offset: v.recordOffset(i),
+					Msg: "the $MFT bitmap marks it in use, its header says it is free"})
+			}
 			if !rec.inUse() || rec.baseRef != 0 {
 				continue
 			}
@@ -234,17 +238,7 @@ func (v *ntfsVol) claimAttrs(num uint64, attrs []ntfsAttr, sc *ntfsScan) {
 					Msg: fmt.Sprintf("run of %d clusters at LCN %d passes the volume's %d clusters", r.length, r.lcn, nc)})
 				continue
 			}
-			for c := uint64(r.lcn); c < uint64(r.lcn)+r.length; c++ {
-				if !sc.claims.has(c) {
-					sc.claims.set(c)
-					continue
-				}
-				if k := len(dup); k > 0 && dup[k-1].Start+dup[k-1].Count == c {
-					dup[k-1].Count++
-				} else {
-					dup = append(dup, Run{Start: c, Count: 1})
-				}
-			}
+			dup = append(dup, sc.claims.claim(uint64(r.lcn), r.length)...)
 		}
 		if len(dup) > 0 {
 			sc.shared = append(sc.shared, walkShared{rec: num, what: attrLabel(a.typ, a.name), runs: dup})
