@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
@@ -84,14 +86,19 @@ func runCheck(cmd *cobra.Command, g *globalOptions, name string) error {
 			j.Recorded = damageList(h.Damage)
 		}
 	}
-	vol, err := volume.Open(ra, size)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+	// A damaged image is not a damaged file system: its read errors are
+	// kept apart and end the check (exit 3).
+	ir := &imageReads{r: ra}
+	vol, err := volume.Open(ir, size)
+	if err == nil {
+		j.FileSystem = vol.Info.Type.String()
+		err = vol.Check(cmd.Context(), func(d volume.Damage) {
+			j.Damage = append(j.Damage, damageJSON{d.Kind, d.Path, d.What, d.Offset, d.Msg})
+		})
 	}
-	j.FileSystem = vol.Info.Type.String()
-	err = vol.Check(cmd.Context(), func(d volume.Damage) {
-		j.Damage = append(j.Damage, damageJSON{d.Kind, d.Path, d.What, d.Offset, d.Msg})
-	})
+	if ierr := ir.failed(); ierr != nil {
+		return fmt.Errorf("%s: the image is damaged (cbimg verify names every damaged chunk): %w", name, ierr)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -123,6 +130,33 @@ func printCheck(w io.Writer, j checkJSON, label string) {
 	if len(j.Recorded) > 0 {
 		fmt.Fprintf(w, "The image records %d damaged structures found at backup (cbimg info lists them).\n", len(j.Recorded))
 	}
+}
+
+// imageReads passes reads through and keeps the first error that says
+// the image itself is damaged.
+type imageReads struct {
+	r   io.ReaderAt
+	mu  sync.Mutex
+	err error
+}
+
+func (x *imageReads) ReadAt(p []byte, off int64) (int, error) {
+	n, err := x.r.ReadAt(p, off)
+	var fe *image.FormatError
+	if err != nil && errors.As(err, &fe) {
+		x.mu.Lock()
+		if x.err == nil {
+			x.err = err
+		}
+		x.mu.Unlock()
+	}
+	return n, err
+}
+
+func (x *imageReads) failed() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.err
 }
 
 // openCheckTarget opens name as an image when it starts with the image

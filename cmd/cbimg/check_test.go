@@ -3,8 +3,10 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,5 +96,29 @@ func TestBackupUnreadableBitmapExit5(t *testing.T) {
 	_, stderr, code := cbimg(t, nil, "backup", "--no-default-excludes", src, filepath.Join(t.TempDir(), "x.cbi"))
 	if code != exitFS || !strings.Contains(stderr, "--sector-by-sector") {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+// A damaged image is reported as such (exit 3), not as file-system damage.
+func TestCheckDamagedImage(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "c.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", "-q", "--compress", "none", testvol.FAT(t, testvol.FATSpec{Bits: 16, Content: "basic"}), img); code != 0 {
+		t.Fatalf("backup exit %d: %s", code, stderr)
+	}
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first chunk holds the boot sector: its data starts after the
+	// header, the bitmap and its CRC, and the 64-byte frame header.
+	h := int64(binary.LittleEndian.Uint32(b[8:]))
+	bm := int64(binary.LittleEndian.Uint64(b[128:]))
+	b[h+bm+4+64+100] ^= 0xFF
+	if err := os.WriteFile(img, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := cbimg(t, nil, "check", img)
+	if code != exitDamaged || !strings.Contains(stderr, "image is damaged") {
+		t.Fatalf("check of a damaged image: exit %d: %s", code, stderr)
 	}
 }
