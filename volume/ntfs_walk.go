@@ -59,6 +59,8 @@ func (v *ntfsVol) walkTolerant(ctx context.Context, fn func(File) error, report 
 	return err
 }
 
+// scan does walk (report nil) and walkTolerant, and returns what it
+// gathered, for check.
 func (v *ntfsVol) scan(ctx context.Context, fn func(File) error, report func(Damage)) (*ntfsScan, error) {
 	sc := &ntfsScan{nodes: make(map[uint64]*walkNode), report: report}
 	if report != nil {

@@ -2,7 +2,9 @@
 // FAT12/16/32 from the boot record, reports the parameters a backup needs,
 // builds the used-cluster bitmap from the file system's own allocation data,
 // names the areas outside the cluster grid that must be copied, and walks the
-// files so that backups can leave some of them out.
+// files so that backups can leave some of them out. Damage met on a walk
+// can be reported instead of ending it (WalkTolerant), and Check lists a
+// file system's damage the way fsck.fat -n or chkdsk would (damage.go).
 //
 // The readers are strict: every short read is an error, every loop is
 // bounded, and nothing read off disk sizes an allocation without a cap.
