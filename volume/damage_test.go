@@ -290,3 +290,37 @@ func TestClaimSet(t *testing.T) {
 		}
 	}
 }
+
+// A root directory entry whose name cannot be a file name no longer stops
+// Open: the label is still read, and the walk reports the entry and goes
+// on with the others.
+func TestFATBadRootEntry(t *testing.T) {
+	img := testvol.Copy(t, testvol.FAT(t, testvol.FATSpec{Bits: 16, Content: "basic"}))
+	v := openFile(t, img)
+	ents, err := v.FAT().ReadDir("/")
+	if err != nil || len(ents) < 2 {
+		t.Fatalf("root: %v %v", ents, err)
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "/" in an 8.3 name.
+	if _, err := f.WriteAt([]byte("/"), ents[0].offset+1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	dv := openFile(t, img)
+	if dv.Info.Label != v.Info.Label || len(dv.OpenDamage()) != 0 {
+		t.Errorf("label %q (was %q), open damage %v", dv.Info.Label, v.Info.Label, dv.OpenDamage())
+	}
+	var found []Damage
+	seen := map[string]bool{}
+	err = dv.WalkTolerant(context.Background(), func(x File) error { seen[x.Path] = true; return nil }, func(d Damage) { found = append(found, d) })
+	if err != nil || len(found) != 1 || found[0].Kind != DamageEntry || found[0].Offset != ents[0].offset {
+		t.Fatalf("walk: %v, damage %v", err, found)
+	}
+	if !seen["/"+ents[1].Name] {
+		t.Errorf("the walk stopped at the bad entry: %v", seen)
+	}
+}

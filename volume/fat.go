@@ -78,9 +78,10 @@ func OpenFATFS(r io.ReaderAt, size int64) (*FATFS, error) {
 	root, err := f.readDir(f.rootRef(), func(c uint32) (uint32, error) {
 		return readFATEntry(r, bs, bs.ActiveFAT(), c)
 	}, nil)
-	if err != nil {
+	switch {
+	case err != nil && (root == nil || root.scan.err != err):
 		f.opened = append(f.opened, damageOf(DamageVolume, "/", err))
-	} else if root.scan.hasLbl {
+	case root.scan.hasLbl: // a bad entry elsewhere in the root is the walk's to report
 		f.inf.Label = root.scan.label
 	}
 	return f, nil
