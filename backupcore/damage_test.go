@@ -221,6 +221,9 @@ func TestBackupRefusesUnreadableMap(t *testing.T) {
 		// allocation map needs them all.
 		refused(t, faultdev.Serve(t, src, faultdev.Range{Off: bs.FATOffset(bs.ActiveFAT()) + 4*50000, Len: 512}))
 	})
+	t.Run("NTFS $MFT record", func(t *testing.T) {
+		refused(t, testvol.BadRecordNTFS(t, 0))
+	})
 	t.Run("NTFS $Bitmap record", func(t *testing.T) {
 		src := testvol.UnreadableBitmapNTFS(t)
 		refused(t, src)
@@ -286,4 +289,18 @@ func TestBackupUnreadableDirectoryRescue(t *testing.T) {
 	if !strings.Contains(strings.Join(res.Warnings, "\n"), "/Deep/Level 1/Level 2") {
 		t.Errorf("warnings do not name the directory: %v", res.Warnings)
 	}
+}
+
+// An unreadable $Volume record (label, dirty flag) is a warning: the
+// allocation map does not depend on it.
+func TestBackupDamagedVolumeRecord(t *testing.T) {
+	src := testvol.BadRecordNTFS(t, 3)
+	res, out := backupRestore(t, src, backupcore.Options{NoDefaultExcludes: true})
+	if k := kinds(res.Header.Damage); k[volume.DamageVolume] != 1 {
+		t.Errorf("damage recorded: %+v", res.Header.Damage)
+	}
+	if w := strings.Join(res.Warnings, "\n"); !strings.Contains(w, "$Volume") {
+		t.Errorf("warnings: %s", w)
+	}
+	sameExcept(t, src, out, res.Header)
 }

@@ -414,9 +414,15 @@ func BrokenIndexNTFS(t testing.TB) (string, int64) {
 // allocation map cannot be found.
 func UnreadableBitmapNTFS(t testing.TB) string {
 	t.Helper()
+	return BadRecordNTFS(t, 6)
+}
+
+// BadRecordNTFS returns a private copy of the basic NTFS volume whose
+// system record n (below 16) has its "FILE" magic overwritten.
+func BadRecordNTFS(t testing.TB, n int64) string {
+	t.Helper()
 	p, f := writableCopy(t, NTFS(t, NTFSSpec{Content: "basic"}))
-	rec := ntfsRecordOffset(t, f, 6)
-	if _, err := f.WriteAt([]byte("BAAD"), rec); err != nil {
+	if _, err := f.WriteAt([]byte("BAAD"), ntfsRecordOffset(t, f, n)); err != nil {
 		t.Fatal(err)
 	}
 	return p
