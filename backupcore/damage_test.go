@@ -253,42 +253,83 @@ func TestInPlaceRefusesDamage(t *testing.T) {
 	}
 }
 
-// A directory that cannot be read is a warning of the walk for
-// exclusions; with Rescue its clusters are stored as zeros and the backup
-// completes.
-func TestBackupUnreadableDirectoryRescue(t *testing.T) {
-	src := testvol.FAT(t, testvol.FATSpec{Bits: 32, Content: "basic"})
-	f, size := testvol.OpenFile(t, src)
-	v, err := volume.Open(f, size)
+// A directory or MFT record that cannot be read (bad sector) is a warning
+// of the walk for exclusions; with Rescue its cluster is stored as zeros
+// and the backup completes.
+func TestBackupUnreadableMetadataRescue(t *testing.T) {
+	fat := testvol.FAT(t, testvol.FATSpec{Bits: 32, Content: "basic"})
+	ntfs := testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"})
+	for _, c := range []struct {
+		src, path, kind string
+	}{
+		{fat, "/Deep/Level 1/Level 2", volume.DamageDir},
+		{ntfs, "/Data/4097.bin", volume.DamageRecord},
+	} {
+		f, size := testvol.OpenFile(t, c.src)
+		v, err := volume.Open(f, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The cluster that holds the directory, or the file's MFT record.
+		off := int64(-1)
+		var recs []volume.Run
+		if n := v.NTFS(); n != nil {
+			mft, err := n.Open("/$MFT")
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = mft.Runs()
+		}
+		v.Walk(context.Background(), func(x volume.File) error {
+			if x.Path == c.path && len(x.Runs) > 0 && recs == nil {
+				off = v.Info.ClusterOffset(x.Runs[0].Start)
+			}
+			return nil
+		})
+		if recs != nil {
+			off = ntfsRecordOffset(t, c.src, c.path, v.Info.ClusterOffset(recs[0].Start))
+		}
+		if off < 0 {
+			t.Fatalf("%s not found", c.path)
+		}
+		cs := int64(v.Info.ClusterSize)
+		dev := faultdev.Serve(t, c.src, faultdev.Range{Off: off, Len: 512})
+		img := filepath.Join(t.TempDir(), "r.cbi")
+		res, err := backupcore.Backup(context.Background(), backupcore.Options{Source: dev, Image: img, Rescue: true})
+		if err != nil {
+			t.Fatalf("rescue backup over unreadable metadata of %s: %v", c.path, err)
+		}
+		if k := kinds(res.Header.Damage); k[c.kind] != 1 {
+			t.Errorf("%s: damage recorded: %+v", c.path, res.Header.Damage)
+		}
+		bad := uint64((off - v.Info.ClusterOrigin) / cs)
+		if len(res.Header.Unreadable) != 1 || res.Header.Unreadable[0].Start != bad {
+			t.Errorf("%s: unreadable %v, want cluster %d", c.path, res.Header.Unreadable, bad)
+		}
+	}
+}
+
+// ntfsRecordOffset finds the MFT record (in $MFT's first run, at mft) whose
+// name is the last element of p, by its $FILE_NAME.
+func ntfsRecordOffset(t *testing.T, src, p string, mft int64) int64 {
+	t.Helper()
+	b, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var deep volume.File
-	v.Walk(context.Background(), func(x volume.File) error {
-		if x.Path == "/Deep/Level 1/Level 2" {
-			deep = x
+	name := filepath.Base(p)
+	var pat []byte
+	for _, r := range name {
+		pat = append(pat, byte(r), 0)
+	}
+	for off := mft; off+1024 <= int64(len(b)) && off < mft+4096*1024; off += 1024 {
+		rec := b[off : off+1024]
+		// A file record, not the directory index that also holds the name.
+		if string(rec[:4]) == "FILE" && rec[0x16]&2 == 0 && bytes.Contains(rec, pat) {
+			return off
 		}
-		return nil
-	})
-	if len(deep.Runs) == 0 {
-		t.Fatal("no /Deep/Level 1/Level 2")
 	}
-	off := v.Info.ClusterOffset(deep.Runs[0].Start)
-	dev := faultdev.Serve(t, src, faultdev.Range{Off: off, Len: 512})
-	img := filepath.Join(t.TempDir(), "r.cbi")
-	res, err := backupcore.Backup(context.Background(), backupcore.Options{Source: dev, Image: img, Rescue: true})
-	if err != nil {
-		t.Fatalf("rescue backup over an unreadable directory: %v", err)
-	}
-	if k := kinds(res.Header.Damage); k[volume.DamageDir] != 1 {
-		t.Errorf("damage recorded: %+v", res.Header.Damage)
-	}
-	if len(res.Header.Unreadable) != 1 || res.Header.Unreadable[0].Start != deep.Runs[0].Start {
-		t.Errorf("unreadable %v, want cluster %d", res.Header.Unreadable, deep.Runs[0].Start)
-	}
-	if !strings.Contains(strings.Join(res.Warnings, "\n"), "/Deep/Level 1/Level 2") {
-		t.Errorf("warnings do not name the directory: %v", res.Warnings)
-	}
+	return -1
 }
 
 // An unreadable $Volume record (label, dirty flag) is a warning: the
