@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cbimg/cbimg/internal/faultdev"
 	"github.com/cbimg/cbimg/internal/testvol"
 )
 
@@ -89,13 +90,25 @@ func TestCheckClean(t *testing.T) {
 	}
 }
 
-// A volume whose $Bitmap cannot be read is refused with exit 5 and the
-// advice to copy it sector by sector.
-func TestBackupUnreadableBitmapExit5(t *testing.T) {
-	src := testvol.UnreadableBitmapNTFS(t)
-	_, stderr, code := cbimg(t, nil, "backup", "--no-default-excludes", src, filepath.Join(t.TempDir(), "x.cbi"))
-	if code != exitFS || !strings.Contains(stderr, "--sector-by-sector") {
-		t.Fatalf("exit %d: %s", code, stderr)
+// A volume whose $Bitmap or FAT cannot be read is refused with exit 5 and
+// the advice to copy it sector by sector.
+func TestBackupUnreadableMapExit5(t *testing.T) {
+	fat := testvol.FAT(t, testvol.FATSpec{Bits: 32, Content: "basic"})
+	b := make([]byte, 512)
+	f, _ := testvol.OpenFile(t, fat)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Entries 50000.. of the first FAT: the boot sector reads, the FAT not.
+	fatOff := int64(binary.LittleEndian.Uint16(b[14:])) * 512
+	for _, src := range []string{
+		testvol.UnreadableBitmapNTFS(t),
+		faultdev.Serve(t, fat, faultdev.Range{Off: fatOff + 4*50000, Len: 512}),
+	} {
+		_, stderr, code := cbimg(t, nil, "backup", "--no-default-excludes", src, filepath.Join(t.TempDir(), "x.cbi"))
+		if code != exitFS || !strings.Contains(stderr, "--sector-by-sector") {
+			t.Fatalf("%s: exit %d: %s", src, code, stderr)
+		}
 	}
 }
 
