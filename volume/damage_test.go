@@ -69,6 +69,11 @@ func TestCheckDamaged(t *testing.T) {
 				t.Errorf("%s: check does not report %+v", name, w)
 			}
 		}
+		if name == "ntfs" && !slices.ContainsFunc(checkVolume(t, d.Path), func(x Damage) bool {
+			return x.Path == "/Documents/readme.txt" && strings.Contains(x.Msg, "missing from its directory's index")
+		}) {
+			t.Errorf("ntfs: readme.txt's record is not reported missing from the index")
+		}
 		// The strict walk stops; the tolerant one reaches every intact file.
 		v := openFile(t, d.Path)
 		if err := v.Walk(context.Background(), func(File) error { return nil }); err == nil && name == "fat32" {

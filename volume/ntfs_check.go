@@ -109,6 +109,9 @@ func (v *ntfsVol) checkIndexes(ctx context.Context, sc *ntfsScan, report func(Da
 		}
 	}
 	sort.Slice(dirs, func(i, j int) bool { return dirs[i] < dirs[j] })
+	// indexed[r] is set when r's parent index was read and names it.
+	indexed := map[uint64]bool{}
+	read := map[uint64]bool{}
 	for _, d := range dirs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -119,7 +122,9 @@ func (v *ntfsVol) checkIndexes(ctx context.Context, sc *ntfsScan, report func(Da
 			report(damageOf(DamageIndex, dp, err))
 			continue
 		}
+		read[d] = true
 		for _, e := range ents {
+			indexed[e.rec] = true
 			t := sc.nodes[e.rec]
 			msg := ""
 			switch {
@@ -133,6 +138,20 @@ func (v *ntfsVol) checkIndexes(ctx context.Context, sc *ntfsScan, report func(Da
 					Offset: v.recordOffset(d), Msg: fmt.Sprintf("entry %q names MFT record %d (sequence %d), %s", e.fn.name, e.rec, e.seq, msg)})
 			}
 		}
+	}
+	// The other way round: a file whose directory's index does not name it
+	// is invisible to Windows.
+	var recs []uint64
+	for rec, nd := range sc.nodes {
+		if rec != mftRecRoot && read[nd.parent] && !indexed[rec] {
+			recs = append(recs, rec)
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i] < recs[j] })
+	for _, rec := range recs {
+		nd := sc.nodes[rec]
+		report(Damage{Kind: DamageIndex, Path: paths.path(rec), What: fmt.Sprintf("index of MFT record %d", nd.parent), Offset: v.recordOffset(nd.parent),
+			Msg: fmt.Sprintf("MFT record %d (%q) is missing from its directory's index", rec, nd.name)})
 	}
 	return nil
 }

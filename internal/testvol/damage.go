@@ -273,8 +273,10 @@ func fileNamed(rec, pat []byte) bool {
 
 // DamagedNTFS returns a private copy of the basic NTFS volume with a
 // directory index entry to a record no longer in use (Documents/one.txt:
-// its record's in-use flag cleared), an unreadable file record
-// (Data/4095.bin: "FILE" magic overwritten) and a damaged $MFTMirr.
+// its record's in-use flag cleared), an index entry that names another
+// record than its file's (Documents/readme.txt), an unreadable file record
+// (Data/4095.bin: "FILE" magic overwritten), two files whose runs share
+// clusters and a damaged $MFTMirr.
 func DamagedNTFS(t testing.TB) *Damaged {
 	t.Helper()
 	p, f := writableCopy(t, NTFS(t, NTFSSpec{Content: "basic"}))
@@ -292,6 +294,25 @@ func DamagedNTFS(t testing.TB) *Damaged {
 	flags[0] &^= 1
 	write(one+0x16, flags)
 	d.Want = append(d.Want, WantDamage{"bad index", "/Documents/one.txt", -1})
+
+	// The index entry of Documents/readme.txt names record 1000 (free)
+	// instead: the entry names a record not in use, and readme.txt's
+	// record is missing from the index.
+	docs := ntfsRecord(t, f, "Documents")
+	rec := make([]byte, 1024)
+	if _, err := f.ReadAt(rec, docs); err != nil {
+		t.Fatal(err)
+	}
+	var pat []byte
+	for _, r := range "readme.txt" {
+		pat = append(pat, byte(r), 0)
+	}
+	at := bytes.Index(rec, pat) - 0x52 // entry header 0x10, name at 0x42 of the key
+	if at < 0x38 || at/512 != (at+8)/512 || at%512 > 0x1F6 {
+		t.Fatalf("testvol: readme.txt's index entry at %d of the Documents record", at)
+	}
+	write(docs+int64(at), binary.LittleEndian.AppendUint64(nil, 1000|1<<48))
+	d.Want = append(d.Want, WantDamage{"bad index", "/Documents/readme.txt", -1})
 
 	bin := ntfsRecord(t, f, "4095.bin")
 	write(bin, []byte("BAAD"))
