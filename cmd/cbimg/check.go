@@ -59,8 +59,9 @@ or in SOURCE (a partition, DISK@N or a volume file), read-only, and lists every
 damaged structure with its byte offset in the partition: chains that are lost,
 cross-linked or do not fit their file's size, directory loops, wrong "." and
 ".." entries, 0-byte files that keep a cluster chain, FAT copies that
-disagree, unreadable MFT records, index entries to records not in use, a
-$MFTMirr that differs from $MFT, and $Bitmap against the clusters files use.
+disagree, unreadable MFT records, index entries to records not in use and
+records missing from their directory's index, a $MFTMirr that differs from
+$MFT, and $Bitmap against the clusters files use.
 It exits 0 when it finds nothing, 5 when it finds damage (or cannot read the
 file system), 3 when the image itself is damaged.
 
