@@ -109,9 +109,8 @@ func (v *ntfsVol) checkIndexes(ctx context.Context, sc *ntfsScan, report func(Da
 		}
 	}
 	sort.Slice(dirs, func(i, j int) bool { return dirs[i] < dirs[j] })
-	// indexed[r] is set when r's parent index was read and names it.
-	indexed := map[uint64]bool{}
-	read := map[uint64]bool{}
+	// Which records an index names, and which directories were read.
+	indexed, read := newClaimSet(v.nrec), newClaimSet(v.nrec)
 	for _, d := range dirs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -122,9 +121,11 @@ func (v *ntfsVol) checkIndexes(ctx context.Context, sc *ntfsScan, report func(Da
 			report(damageOf(DamageIndex, dp, err))
 			continue
 		}
-		read[d] = true
+		read.set(d)
 		for _, e := range ents {
-			indexed[e.rec] = true
+			if e.rec < v.nrec {
+				indexed.set(e.rec)
+			}
 			t := sc.nodes[e.rec]
 			msg := ""
 			switch {
@@ -143,7 +144,7 @@ func (v *ntfsVol) checkIndexes(ctx context.Context, sc *ntfsScan, report func(Da
 	// is invisible to Windows.
 	var recs []uint64
 	for rec, nd := range sc.nodes {
-		if rec != mftRecRoot && read[nd.parent] && !indexed[rec] {
+		if rec != mftRecRoot && nd.parent < v.nrec && read.has(nd.parent) && !indexed.has(rec) {
 			recs = append(recs, rec)
 		}
 	}
