@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,7 +95,12 @@ func kinds(ds []image.Damage) map[string]int {
 // cross-linked chain is not applied. fsck.fat -n says the same of the
 // restored volume as of the source.
 func TestBackupDamagedFAT(t *testing.T) {
-	d := testvol.DamagedFAT32(t)
+	for _, bits := range []int{16, 32} {
+		t.Run(fmt.Sprintf("FAT%d", bits), func(t *testing.T) { backupDamagedFAT(t, testvol.DamagedFAT(t, bits)) })
+	}
+}
+
+func backupDamagedFAT(t *testing.T, d *testvol.Damaged) {
 	fsck := oracle.Fsck(t, d.Path)
 	if strings.HasSuffix(fsck, "exit 0") {
 		t.Fatalf("fsck.fat -n finds the damaged volume clean:\n%s", fsck)

@@ -32,7 +32,7 @@ func checkFindings(t *testing.T, out string) (checkJSON, []string) {
 // exits 5; backup of the damaged volume succeeds with warnings and info
 // lists what it recorded.
 func TestCheckDamagedVolumes(t *testing.T) {
-	for name, d := range map[string]*testvol.Damaged{"fat32": testvol.DamagedFAT32(t), "ntfs": testvol.DamagedNTFS(t)} {
+	for name, d := range map[string]*testvol.Damaged{"fat16": testvol.DamagedFAT(t, 16), "fat32": testvol.DamagedFAT32(t), "ntfs": testvol.DamagedNTFS(t)} {
 		t.Run(name, func(t *testing.T) {
 			out, stderr, code := cbimg(t, nil, "check", "--json", d.Path)
 			if code != exitFS {

@@ -33,45 +33,55 @@ type WantDamage struct {
 	Offset int64
 }
 
-// fat32 is the little of a FAT32 volume the damage helpers need.
-type fat32 struct {
-	t    testing.TB
-	f    *os.File
-	bps  int64
-	cs   int64
-	rsvd int64
-	nfat int64
-	fsz  int64 // sectors per FAT
-	root uint32
-	n    uint32 // clusters
+// fatVol is the little of a FAT16 or FAT32 volume the damage helpers need.
+type fatVol struct {
+	t     testing.TB
+	f     *os.File
+	bps   int64
+	cs    int64
+	rsvd  int64
+	nfat  int64
+	fsz   int64  // sectors per FAT
+	root  uint32 // FAT32 root cluster; 0 for the FAT16 fixed root
+	rootN int64  // FAT16: root directory entries
+	data  int64  // partition offset of cluster 2
+	n     uint32 // clusters
+	w     int64  // bytes per FAT entry: 2 or 4
 }
 
-func openFAT32(t testing.TB, path string, f *os.File) *fat32 {
+func openFATVol(t testing.TB, path string, f *os.File) *fatVol {
 	t.Helper()
 	b := make([]byte, 512)
 	if _, err := f.ReadAt(b, 0); err != nil {
 		t.Fatal(err)
 	}
 	le := binary.LittleEndian
-	v := &fat32{t: t, f: f, bps: int64(le.Uint16(b[11:])), rsvd: int64(le.Uint16(b[14:])), nfat: int64(b[16]),
-		fsz: int64(le.Uint32(b[36:])), root: le.Uint32(b[44:])}
+	v := &fatVol{t: t, f: f, bps: int64(le.Uint16(b[11:])), rsvd: int64(le.Uint16(b[14:])), nfat: int64(b[16]),
+		fsz: int64(le.Uint16(b[22:])), rootN: int64(le.Uint16(b[17:])), w: 2}
 	v.cs = v.bps * int64(b[13])
-	v.n = uint32((int64(le.Uint32(b[32:]))*v.bps - (v.rsvd+v.nfat*v.fsz)*v.bps) / v.cs)
-	if le.Uint16(b[22:]) != 0 || v.fsz == 0 {
-		t.Fatalf("testvol: %s is not FAT32", path)
+	total := int64(le.Uint16(b[19:]))
+	if total == 0 {
+		total = int64(le.Uint32(b[32:]))
+	}
+	if v.fsz == 0 {
+		v.fsz, v.root, v.w = int64(le.Uint32(b[36:])), le.Uint32(b[44:]), 4
+	}
+	rootBytes := (v.rootN*32 + v.bps - 1) / v.bps * v.bps
+	v.data = (v.rsvd+v.nfat*v.fsz)*v.bps + rootBytes
+	v.n = uint32((total*v.bps - v.data) / v.cs)
+	if v.w == 2 && (v.n < 4085 || v.n >= 65525) {
+		t.Fatalf("testvol: %s is neither FAT16 nor FAT32", path)
 	}
 	return v
 }
 
-func (v *fat32) fatOff(copy int) int64 { return (v.rsvd + int64(copy)*v.fsz) * v.bps }
-func (v *fat32) entryOff(copy int, c uint32) int64 {
-	return v.fatOff(copy) + 4*int64(c)
+func (v *fatVol) fatOff(copy int) int64 { return (v.rsvd + int64(copy)*v.fsz) * v.bps }
+func (v *fatVol) entryOff(copy int, c uint32) int64 {
+	return v.fatOff(copy) + v.w*int64(c)
 }
-func (v *fat32) clusterOff(c uint32) int64 {
-	return (v.rsvd+v.nfat*v.fsz)*v.bps + int64(c-2)*v.cs
-}
+func (v *fatVol) clusterOff(c uint32) int64 { return v.data + int64(c-2)*v.cs }
 
-func (v *fat32) read(off int64, n int) []byte {
+func (v *fatVol) read(off int64, n int) []byte {
 	b := make([]byte, n)
 	if _, err := v.f.ReadAt(b, off); err != nil {
 		v.t.Fatal(err)
@@ -79,26 +89,38 @@ func (v *fat32) read(off int64, n int) []byte {
 	return b
 }
 
-func (v *fat32) write(off int64, b []byte) {
+func (v *fatVol) write(off int64, b []byte) {
 	if _, err := v.f.WriteAt(b, off); err != nil {
 		v.t.Fatal(err)
 	}
 }
 
-func (v *fat32) get(c uint32) uint32 {
+func (v *fatVol) get(c uint32) uint32 {
+	if v.w == 2 {
+		return uint32(binary.LittleEndian.Uint16(v.read(v.entryOff(0, c), 2)))
+	}
 	return binary.LittleEndian.Uint32(v.read(v.entryOff(0, c), 4)) & 0x0FFFFFFF
 }
 
+// eoc is the end-of-chain mark.
+func (v *fatVol) eoc() uint32 {
+	if v.w == 2 {
+		return 0xFFFF
+	}
+	return 0x0FFFFFFF
+}
+
 // set writes FAT entry c in the copies listed.
-func (v *fat32) set(c, val uint32, copies ...int) {
+func (v *fatVol) set(c, val uint32, copies ...int) {
+	b := binary.LittleEndian.AppendUint32(nil, val)
 	for _, k := range copies {
-		v.write(v.entryOff(k, c), binary.LittleEndian.AppendUint32(nil, val))
+		v.write(v.entryOff(k, c), b[:v.w])
 	}
 }
 
-func (v *fat32) chain(c uint32) []uint32 {
+func (v *fatVol) chain(c uint32) []uint32 {
 	var out []uint32
-	for c >= 2 && c < 0x0FFFFFF8 && len(out) < 1<<20 {
+	for c >= 2 && c < v.eoc()&^7 && len(out) < 1<<20 {
 		out = append(out, c)
 		c = v.get(c)
 	}
@@ -106,15 +128,23 @@ func (v *fat32) chain(c uint32) []uint32 {
 }
 
 // entry finds the 8.3 entry named short (11 bytes, space padded) in the
-// directory starting at cluster dir; it returns the entry's offset and its
-// first cluster.
-func (v *fat32) entry(dir uint32, short string) (int64, uint32) {
+// directory starting at cluster dir (0: the FAT16 fixed root); it returns
+// the entry's offset and its first cluster.
+func (v *fatVol) entry(dir uint32, short string) (int64, uint32) {
+	type area struct{ off, n int64 }
+	var areas []area
+	if dir == 0 {
+		areas = append(areas, area{(v.rsvd + v.nfat*v.fsz) * v.bps, v.rootN * 32})
+	}
 	for _, c := range v.chain(dir) {
-		b := v.read(v.clusterOff(c), int(v.cs))
+		areas = append(areas, area{v.clusterOff(c), v.cs})
+	}
+	for _, a := range areas {
+		b := v.read(a.off, int(a.n))
 		for i := 0; i+32 <= len(b); i += 32 {
 			if string(b[i:i+11]) == short {
 				e := b[i:]
-				return v.clusterOff(c) + int64(i), uint32(binary.LittleEndian.Uint16(e[26:])) | uint32(binary.LittleEndian.Uint16(e[20:]))<<16
+				return a.off + int64(i), uint32(binary.LittleEndian.Uint16(e[26:])) | uint32(binary.LittleEndian.Uint16(e[20:]))<<16
 			}
 		}
 	}
@@ -123,7 +153,7 @@ func (v *fat32) entry(dir uint32, short string) (int64, uint32) {
 }
 
 // setCluster points the entry at off to cluster c.
-func (v *fat32) setCluster(off int64, c uint32) {
+func (v *fatVol) setCluster(off int64, c uint32) {
 	v.write(off+26, binary.LittleEndian.AppendUint16(nil, uint16(c)))
 	v.write(off+20, binary.LittleEndian.AppendUint16(nil, uint16(c>>16)))
 }
@@ -133,10 +163,14 @@ func (v *fat32) setCluster(off int64, c uint32) {
 // chain, a directory loop, a wrong "..", a 0-byte file that keeps its
 // chain, FAT copies that disagree and a lost chain (plus the lost chains
 // these leave behind).
-func DamagedFAT32(t testing.TB) *Damaged {
+func DamagedFAT32(t testing.TB) *Damaged { return DamagedFAT(t, 32) }
+
+// DamagedFAT is DamagedFAT32 for the basic FAT16 (fixed root directory) or
+// FAT32 volume.
+func DamagedFAT(t testing.TB, bits int) *Damaged {
 	t.Helper()
-	p, f := writableCopy(t, FAT(t, FATSpec{Bits: 32, Content: "basic"}))
-	v := openFAT32(t, p, f)
+	p, f := writableCopy(t, FAT(t, FATSpec{Bits: bits, Content: "basic"}))
+	v := openFATVol(t, p, f)
 	d := &Damaged{Path: p}
 	add := func(kind, path string, off int64) { d.Want = append(d.Want, WantDamage{kind, path, off}) }
 
@@ -145,16 +179,16 @@ func DamagedFAT32(t testing.TB) *Damaged {
 	_, deep := v.entry(v.root, "DEEP       ")
 	_ = docsOff
 
-	// README.TXT (90 clusters, walked first) keeps its first cluster and
-	// then runs into the last 89 clusters of 1MiB.bin: 1MiB.bin is found
-	// cross-linked, README.TXT shares clusters with it, and README's own
-	// clusters 2..90 are lost.
+	// README.TXT (walked first) keeps its first cluster and then runs into
+	// the last clusters of 1MiB.bin, as many as its size needs: 1MiB.bin
+	// is found cross-linked, README.TXT shares clusters with it, and
+	// README's own other clusters are lost.
 	_, readme := v.entry(docs, "README  TXT")
 	rc := v.chain(readme)
 	_, big := v.entry(data, "1MIB    BIN")
 	bc := v.chain(big)
-	if len(rc) != 90 || len(bc) != 2048 {
-		t.Fatalf("testvol: README.TXT has %d clusters, 1MiB.bin %d; want 90 and 2048", len(rc), len(bc))
+	if need := (46000 + v.cs - 1) / v.cs; int64(len(rc)) != need || int64(len(bc)) != 1<<20/v.cs {
+		t.Fatalf("testvol: README.TXT has %d clusters, 1MiB.bin %d, of %d bytes", len(rc), len(bc), v.cs)
 	}
 	k := len(bc) - (len(rc) - 1)
 	v.set(rc[0], bc[k], 0, 1)
@@ -188,9 +222,9 @@ func DamagedFAT32(t testing.TB) *Damaged {
 		t.Fatal("testvol: the clusters for the lost chain are in use")
 	}
 	v.set(lost, lost+1, 0, 1)
-	v.set(lost+1, 0x0FFFFFFF, 0, 1)
+	v.set(lost+1, v.eoc(), 0, 1)
 	add("lost chain", "", v.entryOff(0, lost))
-	v.set(lost+10, 0x0FFFFFFF, 1)
+	v.set(lost+10, v.eoc(), 1)
 	add("FAT copies differ", "", v.entryOff(1, lost+10))
 
 	d.Files = []string{"/Data/4095.bin", "/DOCS/SMALL.BIN"}
