@@ -124,7 +124,7 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		info = *volume.Raw(src.Size())
 	} else {
 		if vol, err = volume.Open(src, src.Size()); err != nil {
-			return nil, fmt.Errorf("%s: %w", opts.Source, err)
+			return nil, unreadableMap(opts.Source, err)
 		}
 		info = vol.Info
 	}
@@ -138,19 +138,24 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 	var bitmap []byte
 	var excl []image.Exclusion
 	var flags uint8
+	dmg := &damageLog{warn: warn}
 	sysExtents := info.RawTail()
 	if vol == nil {
 		bitmap = allSet(info.ClusterCount)
 	} else {
 		if bitmap, err = vol.Bitmap(); err != nil {
-			return nil, fmt.Errorf("read allocation bitmap: %w", err)
+			return nil, unreadableMap(opts.Source+": read allocation bitmap", err)
 		}
-		if flags, err = checkState(vol, warn); err != nil {
+		for _, d := range vol.OpenDamage() {
+			dmg.add(d)
+		}
+		if flags, err = checkState(vol, warn, dmg); err != nil {
 			return nil, err
 		}
-		if excl, err = findExclusions(ctx, vol, src, bitmap, rules(opts), !opts.NoDefaultExcludes); err != nil {
+		if excl, err = findExclusions(ctx, vol, src, bitmap, rules(opts), !opts.NoDefaultExcludes, dmg); err != nil {
 			return nil, err
 		}
+		dmg.finish()
 		if ip != nil {
 			excl = ip.exclude(bitmap, excl, info.ClusterCount)
 		}
@@ -166,7 +171,7 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		GPTType: src.Partition.TypeGUID, GPTGUID: src.Partition.GUID, PartName: src.Partition.Name,
 		Serial: info.Serial, Created: time.Now().UTC(), SplitSize: opts.Split, Flags: flags,
 		SourceName: opts.Source, ToolVersion: "cbimg " + Version, Label: info.Label, OEMName: info.OEMName,
-		Exclusions: excl,
+		Exclusions: excl, Damage: dmg.list,
 	}
 	if opts.Rescue {
 		h.Flags |= image.FlagRescue
@@ -276,7 +281,7 @@ func hasMount(ms []sysdev.Mount, point string) bool {
 
 // checkState warns about (and returns header flags for) a volume that is
 // not in a clean state.
-func checkState(vol *volume.Volume, warn func(string, ...any)) (uint8, error) {
+func checkState(vol *volume.Volume, warn func(string, ...any), dmg *damageLog) (uint8, error) {
 	var flags uint8
 	info := vol.Info
 	if info.Missing > 0 {
@@ -298,10 +303,73 @@ func checkState(vol *volume.Volume, warn func(string, ...any)) (uint8, error) {
 			return 0, fmt.Errorf("compare FAT copies: %w", err)
 		}
 		for _, d := range diffs {
+			dmg.record(fat.CopyDamage(d))
 			warn("FAT copy %d differs from the active FAT in %d entries (first: %d); the image keeps both copies as they are and uses the active one — run fsck.fat/chkdsk after restoring", d.Copy+1, d.Entries, d.FirstEntry)
 		}
 	}
 	return flags, nil
+}
+
+// unreadableMap explains a source whose boot record or allocation map
+// (FAT, $MFT, $Bitmap) cannot be read: a cluster backup needs it, a
+// sector-by-sector copy does not. It is a damaged source (exit 5) even
+// when the cause is a read error.
+func unreadableMap(what string, err error) error {
+	if errors.Is(err, volume.ErrEncrypted) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if !errors.Is(err, volume.ErrCorrupt) && !errors.Is(err, volume.ErrUnknownFS) && !errors.Is(err, volume.ErrUnsupported) {
+		err = fmt.Errorf("%w: %w", volume.ErrCorrupt, err)
+	}
+	return fmt.Errorf("%s: %w; a cluster backup needs the boot record and the allocation map: copy every sector with --sector-by-sector", what, err)
+}
+
+// Caps on damage reports: warnings shown one by one, and records kept in
+// the image header.
+const (
+	maxDamageWarnings = 100
+	maxDamageRecords  = 1000
+)
+
+// damageLog collects the file-system damage a backup meets: each is a
+// warning (the first maxDamageWarnings one by one; an exclusion not applied
+// always) and a header record (the first maxDamageRecords).
+type damageLog struct {
+	warn    func(string, ...any)
+	list    []image.Damage
+	n       int // damage found, exclusions not applied included
+	skipped int // exclusions not applied
+	shown   int
+}
+
+func (l *damageLog) add(d volume.Damage) {
+	l.record(d)
+	if d.Kind == notApplied {
+		l.skipped++
+		l.warn("%s matches %s, but %s", d.What, d.Path, d.Msg)
+		return
+	}
+	if l.shown < maxDamageWarnings {
+		l.shown++
+		l.warn("file-system damage: %s", d)
+	}
+}
+
+// record keeps d in the header without a warning.
+func (l *damageLog) record(d volume.Damage) {
+	l.n++
+	if len(l.list) < maxDamageRecords {
+		l.list = append(l.list, image.Damage{Kind: d.Kind, Path: d.Path, What: d.What, Offset: d.Offset, Msg: d.Msg})
+	}
+}
+
+func (l *damageLog) finish() {
+	if l.n > len(l.list) {
+		l.warn("the image records the first %d of %d damaged structures (cbimg check lists them all)", len(l.list), l.n)
+	}
+	if other := l.n - l.skipped; other > 0 {
+		l.warn("%d damaged file-system structures found: the backup copies every allocated cluster, so the image holds the volume as it is (cbimg info lists the damage); repair a restored copy, not the only one", other)
+	}
 }
 
 func allSet(n uint64) []byte {

@@ -63,14 +63,29 @@ func ValidatePattern(p string) error {
 
 var splitPart = regexp.MustCompile(`\.[0-9]{3}$`)
 
+// notApplied is the reason recorded for an exclusion left undone.
+const notApplied = "exclusion not applied"
+
 // findExclusions walks the volume, picks the files to leave out and clears
-// their clusters in bitmap. File-system metadata is never excluded.
-func findExclusions(ctx context.Context, vol *volume.Volume, src io.ReaderAt, bitmap []byte, rs []rule, detectImages bool) ([]image.Exclusion, error) {
+// their clusters in bitmap. File-system metadata is never excluded. With
+// no rules and no image detection nothing is walked. Damage met on the way
+// goes to dmg and the walk goes on; a file that matches but whose chain is
+// damaged or shares clusters with another file is not excluded (dmg says
+// so): clearing its clusters could zero another file's data.
+func findExclusions(ctx context.Context, vol *volume.Volume, src io.ReaderAt, bitmap []byte, rs []rule, detectImages bool, dmg *damageLog) ([]image.Exclusion, error) {
+	if len(rs) == 0 && !detectImages {
+		return nil, nil
+	}
 	var picked []image.Exclusion
 	images := map[string]bool{}
 	var parts []volume.File
-	err := vol.Walk(ctx, func(f volume.File) error {
-		if f.Dir || len(f.Runs) == 0 || isMetafile(vol, f.Path) {
+	var shared []volume.Run
+	skip := func(rule, name, why string) {
+		dmg.add(volume.Damage{Kind: notApplied, Path: name, What: "exclusion " + rule, Offset: -1,
+			Msg: why + ": not applied, the file is imaged in full"})
+	}
+	err := vol.WalkTolerant(ctx, func(f volume.File) error {
+		if f.Dir || isMetafile(vol, f.Path) || len(f.Runs) == 0 && !f.Damaged {
 			return nil
 		}
 		name := f.Path
@@ -79,14 +94,23 @@ func findExclusions(ctx context.Context, vol *volume.Volume, src io.ReaderAt, bi
 		}
 		for _, r := range rs {
 			if Match(r.pattern, name) || f.Stream == "" && Match(r.pattern, f.Path) {
-				picked = append(picked, exclusion(r.pattern, name, f.Runs))
+				if f.Damaged {
+					skip(r.pattern, name, "its cluster chain or runs are damaged")
+				} else {
+					picked = append(picked, exclusion(r.pattern, name, f.Runs))
+				}
 				return nil
 			}
+		}
+		if f.Damaged {
+			return nil
 		}
 		if f.Stream == "" && detectImages && f.Size >= image.FooterLen {
 			var magic [8]byte
 			if err := readFull(src, magic[:], vol.Info.ClusterOffset(f.Runs[0].Start)); err != nil {
-				return err
+				dmg.add(volume.Damage{Kind: volume.DamageChain, Path: name, What: "first cluster", Offset: vol.Info.ClusterOffset(f.Runs[0].Start),
+					Msg: fmt.Sprintf("cannot be read to look for an image: %v", err)})
+				return nil
 			}
 			if string(magic[:]) == image.Magic {
 				picked = append(picked, exclusion(ImageRule, name, f.Runs))
@@ -98,6 +122,9 @@ func findExclusions(ctx context.Context, vol *volume.Volume, src io.ReaderAt, bi
 			parts = append(parts, f)
 		}
 		return nil
+	}, func(d volume.Damage) {
+		shared = append(shared, d.Clusters...)
+		dmg.add(d)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scan files for exclusions: %w", err)
@@ -108,10 +135,30 @@ func findExclusions(ctx context.Context, vol *volume.Volume, src io.ReaderAt, bi
 			picked = append(picked, exclusion(ImageRule, f.Path, f.Runs))
 		}
 	}
-	for i := range picked {
-		picked[i].Clusters = clearRuns(bitmap, picked[i].Runs, vol.Info.ClusterCount)
+	kept := picked[:0]
+	for _, x := range picked {
+		if overlaps(x.Runs, shared) {
+			skip(x.Reason, x.Path, "its clusters are cross-linked with another file")
+			continue
+		}
+		kept = append(kept, x)
 	}
-	return picked, nil
+	for i := range kept {
+		kept[i].Clusters = clearRuns(bitmap, kept[i].Runs, vol.Info.ClusterCount)
+	}
+	return kept, nil
+}
+
+// overlaps reports whether any run of a meets any run of b.
+func overlaps(a []image.Run, b []volume.Run) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.Start < y.Start+y.Count && y.Start < x.Start+x.Count {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func exclusion(reason, p string, runs []volume.Run) image.Exclusion {

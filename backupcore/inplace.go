@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/cbimg/cbimg/disk"
@@ -84,6 +85,17 @@ func maxImageLen(hdrLen, bitmapLen, logical int64, chunkSize uint32) int64 {
 // cluster, MFT growth).
 func metaSlack(cs int64) int64 { return clustersFor(8<<20, cs) + 16 }
 
+// walkDamage walks the whole volume tolerantly and returns the damage met
+// (the walk for exclusions may be skipped or stop at none).
+func walkDamage(ctx context.Context, vol *volume.Volume) []volume.Damage {
+	var out []volume.Damage
+	err := vol.WalkTolerant(ctx, func(volume.File) error { return nil }, func(d volume.Damage) { out = append(out, d) })
+	if err != nil {
+		out = append(out, volume.Damage{Kind: volume.DamageDir, What: "file walk", Offset: -1, Msg: err.Error()})
+	}
+	return out
+}
+
 // plan computes the file's size from the volume before anything is
 // written, and refuses when the free space is short.
 func (ip *inPlace) plan(ctx context.Context, vol *volume.Volume, src io.ReaderAt, opts *Options) error {
@@ -96,9 +108,22 @@ func (ip *inPlace) plan(ctx context.Context, vol *volume.Volume, src io.ReaderAt
 		return fmt.Errorf("read allocation bitmap: %w", err)
 	}
 	usedNow := popcount(bitmap)
-	excl, err := findExclusions(ctx, vol, src, bitmap, rules(*opts), !opts.NoDefaultExcludes)
+	// Damage is reported by the backup itself; here it only sizes the header.
+	dmg := &damageLog{warn: func(string, ...any) {}}
+	excl, err := findExclusions(ctx, vol, src, bitmap, rules(*opts), !opts.NoDefaultExcludes, dmg)
 	if err != nil {
 		return err
+	}
+	// Writing into a damaged file system could spread the damage.
+	found := slices.Clone(vol.OpenDamage())
+	for _, d := range dmg.list {
+		found = append(found, volume.Damage{Kind: d.Kind, Path: d.Path, What: d.What, Offset: d.Offset, Msg: d.Msg})
+	}
+	if len(rules(*opts)) == 0 && opts.NoDefaultExcludes {
+		found = append(found, walkDamage(ctx, vol)...) // findExclusions walked nothing
+	}
+	if len(found) > 0 {
+		return fmt.Errorf("%w: the file system is damaged (%s): store the image on another disk", ErrInPlaceUnsafe, found[0])
 	}
 	cs := int64(info.ClusterSize)
 	var sys int64
@@ -110,6 +135,9 @@ func (ip *inPlace) plan(ctx context.Context, vol *volume.Volume, src io.ReaderAt
 	hdr := int64(4096 + len(opts.Source) + 16*len(vol.SystemExtents()))
 	for _, x := range excl {
 		hdr += int64(32 + len(x.Reason) + len(x.Path) + 16*len(x.Runs))
+	}
+	for _, d := range dmg.list {
+		hdr += int64(32 + len(d.Kind) + len(d.Path) + len(d.What) + len(d.Msg))
 	}
 	hdr += 64 << 10
 	chunk := opts.ChunkSize

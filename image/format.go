@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+	"unicode/utf8"
 )
 
 // Magic numbers and fixed sizes of the on-disk structures.
@@ -132,6 +133,7 @@ const (
 	TagExclusion   = 6 // one excluded file, see Exclusion
 	TagSysExtents  = 0x8001
 	TagUnreadable  = 7 // runs of clusters that could not be read (stored as zeros)
+	TagDamage      = 8 // one damaged file-system structure found at backup, see Damage
 	tagCritical    = 0x8000
 )
 
@@ -154,6 +156,24 @@ type Exclusion struct {
 	Clusters uint64
 	Runs     []Run
 }
+
+// Damage is one damaged file-system structure found at backup (a broken
+// chain, a directory loop, an unreadable MFT record, ...): the backup went
+// on and copied every allocated cluster, so the image holds the damage as
+// it was.
+type Damage struct {
+	Kind   string // short class, e.g. "cross-linked chain"
+	Path   string // the file or directory concerned; "" when none
+	What   string // the structure, e.g. "FAT entry 12", "MFT record 40"
+	Offset int64  // partition byte offset of the structure; -1 when unknown
+	Msg    string
+}
+
+// Limits on a Damage record's strings; Encode shortens longer ones.
+const (
+	maxDamageKind = 64
+	maxDamageText = 1024
+)
 
 // Header is the image header: the file-system parameters, the partition
 // parameters and the metadata computed from them.
@@ -196,6 +216,7 @@ type Header struct {
 	SysExtents  []Extent
 	Exclusions  []Exclusion
 	Unreadable  []Run
+	Damage      []Damage
 
 	Len int64 // encoded length, set by Encode and Decode
 }
@@ -326,6 +347,17 @@ func (h *Header) Encode() ([]byte, error) {
 		}
 		tlv(TagExclusion, v)
 	}
+	for _, d := range h.Damage {
+		var v writeBuf
+		kind := shorten(d.Kind, maxDamageKind)
+		v.u8(uint8(len(kind)))
+		v.bytes([]byte(kind))
+		v.str16(shorten(d.Path, maxDamageText))
+		v.str16(shorten(d.What, maxDamageText))
+		v.u64(uint64(d.Offset))
+		v.str16(shorten(d.Msg, maxDamageText))
+		tlv(TagDamage, v)
+	}
 	if len(h.Unreadable) > 0 {
 		var v writeBuf
 		for _, r := range h.Unreadable {
@@ -342,6 +374,17 @@ func (h *Header) Encode() ([]byte, error) {
 	h.Len = int64(len(b))
 	h.Version = Version
 	return b, nil
+}
+
+// shorten cuts s to at most n bytes at a UTF-8 character boundary.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // PeekHeaderLen validates the first 16 bytes of an image and returns the
@@ -467,6 +510,17 @@ func DecodeHeader(p []byte) (*Header, error) {
 			for len(v.b) > 0 {
 				h.Unreadable = append(h.Unreadable, Run{v.u64(), v.u64()})
 			}
+		case TagDamage:
+			var d Damage
+			d.Kind = string(v.take(int(v.u8())))
+			d.Path = v.str16()
+			d.What = v.str16()
+			d.Offset = int64(v.u64())
+			d.Msg = v.str16()
+			if !v.bad && len(v.b) != 0 {
+				return nil, bad(off, "damage record of %q: %d bytes left over", d.Path, len(v.b))
+			}
+			h.Damage = append(h.Damage, d)
 		default:
 			if tag&tagCritical != 0 {
 				return nil, &FormatError{Region: "header", Offset: off, Msg: fmt.Sprintf("critical record %#04x not understood by this cbimg", tag), Err: ErrVersion}

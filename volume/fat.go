@@ -18,6 +18,8 @@ type FATFS struct {
 	once   sync.Once
 	tbl    *fatTable
 	tblErr error
+
+	opened []Damage // damage Open tolerated
 }
 
 var _ fsImpl = (*FATFS)(nil)
@@ -71,17 +73,21 @@ func OpenFATFS(r io.ReaderAt, size int64) (*FATFS, error) {
 	}
 	// The root directory's volume-label entry is what Windows shows; the
 	// boot sector copy is often stale ("NO NAME").
+	// A damaged root directory is no reason to refuse the volume: the
+	// boot sector's label stands, and walks report the damage.
 	root, err := f.readDir(f.rootRef(), func(c uint32) (uint32, error) {
 		return readFATEntry(r, bs, bs.ActiveFAT(), c)
 	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	if root.scan.hasLbl {
+	switch {
+	case err != nil && (root == nil || root.scan.err != err):
+		f.opened = append(f.opened, damageOf(DamageVolume, "/", err))
+	case root.scan.hasLbl: // a bad entry elsewhere in the root is the walk's to report
 		f.inf.Label = root.scan.label
 	}
 	return f, nil
 }
+
+func (f *FATFS) damageAtOpen() []Damage { return f.opened }
 
 // openFAT is the fsImpl constructor used by Open.
 func openFAT(r io.ReaderAt, size int64) (fsImpl, error) { return OpenFATFS(r, size) }
@@ -184,14 +190,12 @@ func (f *FATFS) readDir(d fatDirRef, get func(uint32) (uint32, error), cl fatCla
 			return nil, fmt.Errorf("volume: reading FAT root directory: %w", err)
 		}
 		scan := parseFATDir(d.path, buf, false, func(i int) int64 { return off + int64(i) })
-		if scan.err != nil {
-			return nil, scan.err
-		}
-		return &fatDirData{size: int64(len(buf)), scan: scan}, nil
+		// With a bad entry the others are returned too, for tolerant walks.
+		return &fatDirData{size: int64(len(buf)), scan: scan}, scan.err
 	}
 	runs, n, err := f.chain(d.path, d.cluster, 0, true, get, cl)
 	if err != nil {
-		return nil, err
+		return &fatDirData{runs: runs}, err // the runs followed, for tolerant walks
 	}
 	cs := int64(bs.ClusterSize())
 	buf := make([]byte, int64(n)*cs)
@@ -215,17 +219,15 @@ func (f *FATFS) readDir(d fatDirRef, get func(uint32) (uint32, error), cl fatCla
 		return -1
 	}
 	scan := parseFATDir(d.path, buf, bs.Type == FAT32, offsetOf)
-	if scan.err != nil {
-		return nil, scan.err
-	}
-	return &fatDirData{runs: runs, size: int64(len(buf)), scan: scan}, nil
+	return &fatDirData{runs: runs, size: int64(len(buf)), scan: scan}, scan.err
 }
 
 // chain follows the cluster chain of name from start. A file (dir false)
 // must have exactly ceil(size/cluster size) clusters; a directory ends at
 // the first end-of-chain mark and may not exceed the specification's
 // 65536 entries. cl, when not nil, records the clusters and catches
-// cross-links. It returns the chain as bitmap runs and its cluster count.
+// cross-links. It returns the chain as bitmap runs and its cluster count;
+// on damage, the runs followed before it.
 func (f *FATFS) chain(name string, start uint32, size uint32, dir bool, get func(uint32) (uint32, error), cl fatClaims) ([]Run, uint64, error) {
 	bs := f.boot
 	cs := uint64(bs.ClusterSize())
@@ -279,9 +281,9 @@ func (f *FATFS) chain(name string, start uint32, size uint32, dir bool, get func
 		b := uint64(c - 2)
 		if cl != nil && !cl.claim(b) {
 			if inRuns(c) {
-				return nil, 0, fail(c, "chain loops back to cluster %d after %d clusters", c, n-1)
+				return runs, n, fail(c, "chain loops back to cluster %d after %d clusters", c, n-1)
 			}
-			return nil, 0, fail(c, "cluster %d is also part of another file's or directory's chain (cross-linked)", c)
+			return runs, n, fail(c, "cluster %d is also part of another file's or directory's chain (cross-linked)", c)
 		}
 		if cl == nil && n == fatOwnClaimsAfter {
 			own = make(fatClaims, (uint64(bs.ClusterCount)+7)/8)
@@ -292,7 +294,7 @@ func (f *FATFS) chain(name string, start uint32, size uint32, dir bool, get func
 			}
 		}
 		if own != nil && !own.claim(b) {
-			return nil, 0, fail(c, "chain loops back to cluster %d after %d clusters", c, n-1)
+			return runs, n, fail(c, "chain loops back to cluster %d after %d clusters", c, n-1)
 		}
 		if k := len(runs); k > 0 && runs[k-1].Start+runs[k-1].Count == b {
 			runs[k-1].Count++
@@ -301,29 +303,29 @@ func (f *FATFS) chain(name string, start uint32, size uint32, dir bool, get func
 		}
 		v, err := get(c)
 		if err != nil {
-			return nil, 0, fmt.Errorf("volume: reading FAT entry %d of %s: %w", c, name, err)
+			return runs, n, fmt.Errorf("volume: reading FAT entry %d of %s: %w", c, name, err)
 		}
 		switch {
 		case v >= eoc:
 			if !dir && n < need {
-				return nil, 0, fail(c, "chain ends after %d clusters at cluster %d, but the size %d needs %d", n, c, size, need)
+				return runs, n, fail(c, "chain ends after %d clusters at cluster %d, but the size %d needs %d", n, c, size, need)
 			}
 			return runs, n, nil
 		case v == 0:
-			return nil, 0, fail(c, "cluster %d (number %d of the chain) is marked free in the FAT", c, n)
+			return runs, n, fail(c, "cluster %d (number %d of the chain) is marked free in the FAT", c, n)
 		case v == bad:
-			return nil, 0, fail(c, "cluster %d (number %d of the chain) is marked bad in the FAT", c, n)
+			return runs, n, fail(c, "cluster %d (number %d of the chain) is marked bad in the FAT", c, n)
 		case v < 2 || v > last:
-			return nil, 0, fail(c, "cluster %d points to %#x, outside clusters 2..%d", c, v, last)
+			return runs, n, fail(c, "cluster %d points to %#x, outside clusters 2..%d", c, v, last)
 		}
 		if n >= limit {
 			if inRuns(v) {
-				return nil, 0, fail(c, "chain loops: cluster %d points back to cluster %d", c, v)
+				return runs, n, fail(c, "chain loops: cluster %d points back to cluster %d", c, v)
 			}
 			if dir {
-				return nil, 0, fail(c, "directory is longer than %d clusters (%d entries)", limit, fatMaxDirBytes/fatDirEntrySize)
+				return runs, n, fail(c, "directory is longer than %d clusters (%d entries)", limit, fatMaxDirBytes/fatDirEntrySize)
 			}
-			return nil, 0, fail(c, "chain continues past the %d clusters the size %d needs (cluster %d points to %d)", need, size, c, v)
+			return runs, n, fail(c, "chain continues past the %d clusters the size %d needs (cluster %d points to %d)", need, size, c, v)
 		}
 		c = v
 	}

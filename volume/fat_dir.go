@@ -66,7 +66,15 @@ type fatDirScan struct {
 	entries []FATDirEntry
 	label   string // volume label entry, "" when absent
 	hasLbl  bool
-	err     error // the first entry whose 8.3 name cannot be a file name
+	err     error     // the first entry whose 8.3 name cannot be a file name
+	dots    [2]fatDot // the "." and ".." entries, for checks
+}
+
+// fatDot is a "." or ".." entry: the cluster it names and where it is.
+type fatDot struct {
+	found   bool
+	cluster uint32
+	offset  int64
 }
 
 // parseFATDir decodes the entries of directory dir. offsetOf maps an index
@@ -126,6 +134,13 @@ func parseFATDir(dir string, data []byte, fat32 bool, offsetOf func(int) int64) 
 			continue
 		}
 		if e[0] == '.' && (string(e[:11]) == ".          " || string(e[:11]) == "..         ") {
+			if k := len(strings.TrimRight(string(e[:11]), " ")) - 1; !out.dots[k].found {
+				c := uint32(binary.LittleEndian.Uint16(e[fatDirFstClusLO:]))
+				if fat32 {
+					c |= uint32(binary.LittleEndian.Uint16(e[fatDirFstClusHI:])) << 16
+				}
+				out.dots[k] = fatDot{true, c, offsetOf(i)}
+			}
 			continue
 		}
 		short := fatShortName(e[:11], e[fatDirNTRes])

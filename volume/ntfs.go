@@ -27,6 +27,8 @@ type ntfsVol struct {
 	dirMu    sync.Mutex
 	dirCache map[uint64]*ntfsDirCacheEntry
 	dirTick  uint64
+
+	opened []Damage // damage Open tolerated
 }
 
 // Caps on what on-disk counts may make us allocate or loop over.
@@ -76,11 +78,15 @@ func openNTFSVol(r io.ReaderAt, size int64) (*ntfsVol, error) {
 	if err := v.loadMFT(); err != nil {
 		return nil, err
 	}
+	// $Volume holds only the label and the dirty flag: without it the
+	// volume can still be copied.
 	if err := v.loadVolumeInfo(); err != nil {
-		return nil, err
+		v.opened = append(v.opened, damageOf(DamageVolume, "/$Volume", err))
 	}
 	return v, nil
 }
+
+func (v *ntfsVol) damageAtOpen() []Damage { return v.opened }
 
 func (v *ntfsVol) info() *Info { return &v.inf }
 

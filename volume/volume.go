@@ -2,7 +2,9 @@
 // FAT12/16/32 from the boot record, reports the parameters a backup needs,
 // builds the used-cluster bitmap from the file system's own allocation data,
 // names the areas outside the cluster grid that must be copied, and walks the
-// files so that backups can leave some of them out.
+// files so that backups can leave some of them out. Damage met on a walk
+// can be reported instead of ending it (WalkTolerant), and Check lists a
+// file system's damage the way fsck.fat -n or chkdsk would (damage.go).
 //
 // The readers are strict: every short read is an error, every loop is
 // bounded, and nothing read off disk sizes an allocation without a cap.
@@ -123,6 +125,9 @@ type File struct {
 	Dir    bool
 	Size   int64 // logical size of this stream
 	Runs   []Run // clusters holding the stream's data, in file order; sparse ranges omitted; nil when resident
+	// Damaged is set by WalkTolerant when the file's chain or runs are
+	// damaged: Runs holds only what could be followed.
+	Damaged bool
 }
 
 // fsImpl is what each file-system reader provides.
@@ -146,6 +151,8 @@ type Volume struct {
 	Info Info
 	impl fsImpl
 	r    io.ReaderAt
+
+	openDamage []Damage
 }
 
 // Raw describes a partition for a sector-by-sector copy: every sector is
@@ -194,7 +201,11 @@ func Open(r io.ReaderAt, size int64) (*Volume, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Volume{Info: *impl.info(), impl: impl, r: r}, nil
+	v := &Volume{Info: *impl.info(), impl: impl, r: r}
+	if d, ok := impl.(interface{ damageAtOpen() []Damage }); ok {
+		v.openDamage = d.damageAtOpen()
+	}
+	return v, nil
 }
 
 // Bitmap returns the used-cluster bitmap (see fsImpl.bitmap).

@@ -47,6 +47,7 @@ type infoJSON struct {
 	SystemExtents    []extentJSON    `json:"system_extents"`
 	Exclusions       []exclusionJSON `json:"exclusions"`
 	Unreadable       []runJSON       `json:"unreadable"`
+	Damage           []damageJSON    `json:"damage"`
 }
 
 type runJSON struct {
@@ -99,6 +100,7 @@ func makeInfo(name string, h *image.Header, imageBytes int64, digest [32]byte) i
 	for _, x := range j.Exclusions {
 		j.UsedBytes += x.Bytes
 	}
+	j.Damage = damageList(h.Damage)
 	j.Unreadable = []runJSON{}
 	for _, r := range h.Unreadable {
 		j.Unreadable = append(j.Unreadable, runJSON{r.Start, r.Count})
@@ -134,6 +136,9 @@ func printInfo(w io.Writer, j infoJSON) {
 	}
 	for _, r := range j.Unreadable {
 		fmt.Fprintf(w, "Unreadable:       clusters %d-%d could not be read at backup; stored as zeros\n", r.Start, r.Start+r.Count-1)
+	}
+	for _, d := range j.Damage {
+		fmt.Fprintf(w, "Damage:           %s\n", d)
 	}
 	fmt.Fprintf(w, "Digest:           %s\n", j.Digest)
 	if len(j.Exclusions) == 0 {
