@@ -52,7 +52,10 @@ var errFSDamaged = fmt.Errorf("%w: file-system damage found", volume.ErrCorrupt)
 
 func newCheckCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:   "check IMAGE|SOURCE",
+		Use: "check IMAGE|SOURCE",
+		Example: `  cbimg check /dev/sdb1
+  cbimg check --json sdb1.cbi
+  cbimg check disk.img@2`,
 		Short: "Report file-system damage in an image or a partition, read-only (like fsck.fat -n / chkdsk)",
 		Long: `check reads the NTFS or FAT file system in IMAGE (as a restore would write it)
 or in SOURCE (a partition, DISK@N or a volume file), read-only, and lists every
