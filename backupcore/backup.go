@@ -13,8 +13,7 @@ import (
 
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
-	"github.com/cbimg/cbimg/internal/sysdev"
-	"github.com/cbimg/cbimg/locate"
+	"github.com/cbimg/cbimg/internal/devguard"
 	"github.com/cbimg/cbimg/volume"
 )
 
@@ -89,20 +88,9 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 			opts.Warn(s)
 		}
 	}
-	var mounts []sysdev.Mount
-	for _, dev := range src.Devices {
-		m, err := sysdev.MountsOf(dev)
-		if err != nil {
-			warn("cannot tell whether %s is mounted: %v", dev, err)
-		}
-		mounts = append(mounts, m...)
-	}
-	// FUSE drivers such as fusefat name themselves, not the device, in the
-	// mount table.
-	for _, m := range locate.DriverMounts(src) {
-		if !hasMount(mounts, m.Point) {
-			mounts = append(mounts, sysdev.Mount{Point: m.Point, FSType: m.FSType, ReadOnly: m.ReadOnly})
-		}
+	mounts, err := devguard.Holders(src)
+	if err != nil {
+		warn("cannot tell whether %s is mounted: %v", opts.Source, err)
 	}
 	// An image inside the source itself: its file is made now (inplace.go).
 	ip, err := prepareInPlace(ctx, &opts, src, mounts, warn)
@@ -254,15 +242,6 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 // image.
 func (o *Options) storage() (image.Storage, error) {
 	return image.Storage{Codec: o.Codec, Level: o.Level, ChunkSize: o.ChunkSize, ZstdFrame: o.ZstdFrame}.Complete()
-}
-
-func hasMount(ms []sysdev.Mount, point string) bool {
-	for _, m := range ms {
-		if m.Point == point {
-			return true
-		}
-	}
-	return false
 }
 
 // checkState warns about (and returns header flags for) a volume that is

@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/cbimg/cbimg/disk"
+	"github.com/cbimg/cbimg/internal/devguard"
 	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
@@ -28,7 +29,7 @@ import (
 
 // prepareInPlace recognizes an image path on the volume being backed up
 // and creates its file. It returns nil for an image stored elsewhere.
-func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []sysdev.Mount, warn func(string, ...any)) (*inPlace, error) {
+func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []devguard.Mount, warn func(string, ...any)) (*inPlace, error) {
 	if opts.Image == "" || opts.Image == "-" {
 		return nil, nil
 	}
