@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cbimg/cbimg/catalog"
-	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
 )
 
@@ -45,7 +44,7 @@ func newListCommand(g *globalOptions) *cobra.Command {
 				j := listJSON{Location: f.Location, Partition: f.Partition, Path: f.Path, Size: f.Size,
 					Targets: append([]string{}, f.Targets...), InPlace: append([]string{}, f.InPlace...)}
 				if h := f.Header; h != nil {
-					j.FileSystem, j.Source, j.Label = volume.Type(h.FSType).String(), h.SourceName, h.Label
+					j.FileSystem, j.Source, j.Label = h.FSName(), h.SourceName, h.Label
 					j.Created, j.DataBytes, j.FSBytes = h.Created.UTC().Format(time.RFC3339), h.LogicalLen, h.FSSize
 				} else if f.Err != nil {
 					j.Error = f.Err.Error()

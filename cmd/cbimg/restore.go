@@ -9,7 +9,6 @@ import (
 
 	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/restorecore"
-	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -77,7 +76,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions, imagePa
 	w := cmd.OutOrStdout()
 	if g.JSON {
 		return printJSON(w, map[string]any{
-			"image": imagePath, "target": target, "file_system": volume.Type(res.Header.FSType).String(),
+			"image": imagePath, "target": target, "file_system": res.Header.FSName(),
 			"bytes_written": res.Written, "bytes_zeroed": res.Zeroed, "seconds": res.Duration.Seconds(),
 		})
 	}
@@ -92,7 +91,7 @@ func confirm(in io.Reader, out io.Writer, pl restorecore.Plan) error {
 	if pl.TargetSize > 0 {
 		fmt.Fprintf(out, " (%s)", human(pl.TargetSize))
 	}
-	fmt.Fprintf(out, " with the %s file system %q from %s (%s).\n", volume.Type(h.FSType), h.Label, h.SourceName, h.Created.Format("2006-01-02 15:04"))
+	fmt.Fprintf(out, " with the %s file system %q from %s (%s).\n", h.FSName(), h.Label, h.SourceName, h.Created.Format("2006-01-02 15:04"))
 	fmt.Fprintf(out, "Type the target name (%s) to continue: ", pl.Target)
 	line, _ := bufio.NewReader(in).ReadString('\n')
 	if strings.TrimSpace(line) != pl.Target {

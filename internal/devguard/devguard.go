@@ -14,12 +14,11 @@ import (
 	"strings"
 
 	"github.com/cbimg/cbimg/disk"
-	"github.com/cbimg/cbimg/internal/sysdev"
 )
 
 // ErrMounted means a device or file is mounted where that is unsafe. It is
-// the error Windows locking (sysdev.ErrInUse) wraps too.
-var ErrMounted = sysdev.ErrMounted
+// disk.ErrMounted, which Windows locking (Section.Lock) returns too.
+var ErrMounted = disk.ErrMounted
 
 // Mount is one mount of a file system.
 type Mount struct {

@@ -45,23 +45,34 @@ func Holders(sec *disk.Section) ([]Mount, error) {
 }
 
 // MountAt finds the mount whose mount point is dir; of two, the later,
-// which is on top.
+// which is on top. dir itself is resolved only when its parent's path does
+// not name a mount point, so that a mount whose FUSE server is busy, dying
+// or gone is not asked.
 func MountAt(dir string) (Mount, bool) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return Mount{}, false
 	}
+	table := mounts()
+	at := func(p string) (Mount, bool) {
+		var found Mount
+		ok := false
+		for _, m := range table {
+			if m.Point == p {
+				found, ok = m, true
+			}
+		}
+		return found, ok
+	}
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		if m, ok := at(filepath.Join(parent, filepath.Base(abs))); ok {
+			return m, true
+		}
+	}
 	if r, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = r
 	}
-	var found Mount
-	ok := false
-	for _, m := range mounts() {
-		if m.Point == abs {
-			found, ok = m, true
-		}
-	}
-	return found, ok
+	return at(abs)
 }
 
 // mountsOf lists the mounts that use path: the block device itself, a loop
