@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/cbimg/cbimg/internal/testvol"
 )
 
 // ntfsTree lists the volume recursively through ReadDir: path -> entry.
@@ -111,7 +113,7 @@ func ntfsCheckBrowse(t *testing.T, nfs *NTFSFS, img string, found map[string]fin
 				// tsk_recover writes no empty files.
 				want = ntfsSHA(nil)
 			} else if _, err := os.Stat(filepath.Join(rec, p)); err == nil {
-				want = fileSHA(t, filepath.Join(rec, p))
+				want = testvol.FileSHA256(t, filepath.Join(rec, p))
 			} else if addr := fls[p]; addr != "" {
 				want = ntfsIcatSHA(t, img, addr)
 				viaIcat++

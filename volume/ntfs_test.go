@@ -341,7 +341,7 @@ func ntfsCheckVolume(t *testing.T, r io.ReaderAt, size int64, img string) *Volum
 		if _, err := os.Stat(want); err != nil {
 			continue
 		}
-		if got := readRunsSHA(t, r, f.Runs, int64(in.ClusterSize), f.Size); got != fileSHA(t, want) {
+		if got := readRunsSHA(t, r, f.Runs, int64(in.ClusterSize), f.Size); got != testvol.FileSHA256(t, want) {
 			t.Errorf("%s: bytes via runs differ from tsk_recover", p)
 		}
 		compared++

@@ -307,21 +307,6 @@ func readRunsSHA(t testing.TB, r io.ReaderAt, runs []Run, clusterSize int64, siz
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// fileSHA hashes a file on disk.
-func fileSHA(t testing.TB, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 func runsClusters(runs []Run) uint64 {
 	var n uint64
 	for _, r := range runs {
