@@ -8,45 +8,44 @@ import (
 // Storage.Complete applies the defaults of new images and refuses what the
 // format or the writer cannot take; SetStorage puts the result in a header.
 func TestStorageComplete(t *testing.T) {
-	for _, tc := range []struct {
-		in    Storage
-		want  Storage
-		field string // the StorageError field, "" for success
-		sub   uint32 // Header.SubFrameSize after SetStorage
-	}{
-		{in: Storage{}, want: Storage{CodecNone, 0, DefaultChunkSize, -1}},
-		{in: Storage{Codec: CodecNone, Level: 7, ZstdFrame: 16 << 10}, want: Storage{CodecNone, 0, DefaultChunkSize, -1}},
-		{in: Storage{Codec: CodecZstd}, want: Storage{CodecZstd, DefaultLevel, DefaultChunkSize, DefaultSubFrameSize}, sub: DefaultSubFrameSize},
-		{in: Storage{Codec: CodecZstd, Level: 19, ChunkSize: 64 << 10, ZstdFrame: 4 << 10}, want: Storage{CodecZstd, 19, 64 << 10, 4 << 10}, sub: 4 << 10},
-		{in: Storage{Codec: CodecZstd, ZstdFrame: -1}, want: Storage{CodecZstd, DefaultLevel, DefaultChunkSize, -1}},
-		{in: Storage{Codec: CodecZstd, ZstdFrame: DefaultChunkSize}, want: Storage{CodecZstd, DefaultLevel, DefaultChunkSize, -1}},
-		{in: Storage{Codec: 2}, field: "Codec"},
-		{in: Storage{Codec: CodecZstd, Level: 20}, field: "Level"},
-		{in: Storage{Codec: CodecZstd, Level: -1}, field: "Level"},
-		{in: Storage{ChunkSize: 32 << 10}, field: "ChunkSize"},
-		{in: Storage{ChunkSize: 128 << 20}, field: "ChunkSize"},
-		{in: Storage{Codec: CodecZstd, ZstdFrame: 2 << 10}, field: "ZstdFrame"},
-		{in: Storage{Codec: CodecZstd, ZstdFrame: 48 << 10}, field: "ZstdFrame"},
-		{in: Storage{Codec: CodecZstd, ChunkSize: 64 << 10, ZstdFrame: 128 << 10}, field: "ZstdFrame"},
-	} {
-		got, err := tc.in.Complete()
-		var se *StorageError
-		if tc.field != "" {
-			if !errors.As(err, &se) || se.Field != tc.field {
-				t.Errorf("%+v: error %v, want one about %s", tc.in, err, tc.field)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("%+v: got %+v, %v; want %+v", tc.in, got, err, tc.want)
+	zstd := func(level int, chunk uint32, frame int) Storage { return Storage{CodecZstd, level, chunk, frame} }
+	good := map[Storage]Storage{
+		{}:                              {CodecNone, 0, DefaultChunkSize, -1},
+		{Level: 7, ZstdFrame: 16 << 10}: {CodecNone, 0, DefaultChunkSize, -1},
+		zstd(0, 0, 0):                   zstd(DefaultLevel, DefaultChunkSize, DefaultSubFrameSize),
+		zstd(19, 64<<10, 4<<10):         zstd(19, 64<<10, 4<<10),
+		zstd(0, 0, -1):                  zstd(DefaultLevel, DefaultChunkSize, -1),
+		zstd(0, 0, DefaultChunkSize):    zstd(DefaultLevel, DefaultChunkSize, -1),
+	}
+	for in, want := range good {
+		got, err := in.Complete()
+		if err != nil || got != want {
+			t.Errorf("%+v: got %+v, %v; want %+v", in, got, err, want)
 			continue
 		}
 		h := Header{SubFrameSize: 99}
-		if err := h.SetStorage(tc.in); err != nil {
+		if err := h.SetStorage(in); err != nil {
 			t.Fatal(err)
 		}
-		if h.Codec != got.Codec || int(h.Level) != got.Level || h.ChunkSize != got.ChunkSize || h.SubFrameSize != tc.sub {
-			t.Errorf("%+v: header %s/%d/%d/%d", tc.in, h.Codec, h.Level, h.ChunkSize, h.SubFrameSize)
+		if h.Codec != want.Codec || int(h.Level) != want.Level || h.ChunkSize != want.ChunkSize || int(h.SubFrameSize) != max(want.ZstdFrame, 0) {
+			t.Errorf("%+v: header %s/%d/%d/%d", in, h.Codec, h.Level, h.ChunkSize, h.SubFrameSize)
+		}
+	}
+	bad := map[Storage]string{
+		{Codec: 2}:               "Codec",
+		zstd(20, 0, 0):           "Level",
+		zstd(-1, 0, 0):           "Level",
+		{ChunkSize: 32 << 10}:    "ChunkSize",
+		{ChunkSize: 128 << 20}:   "ChunkSize",
+		zstd(0, 0, 2<<10):        "ZstdFrame",
+		zstd(0, 0, 48<<10):       "ZstdFrame",
+		zstd(0, 64<<10, 128<<10): "ZstdFrame",
+	}
+	for in, field := range bad {
+		_, err := in.Complete()
+		var se *StorageError
+		if !errors.As(err, &se) || se.Field != field {
+			t.Errorf("%+v: error %v, want one about %s", in, err, field)
 		}
 	}
 }

@@ -153,7 +153,7 @@ func ntfsCheckMainExtras(t *testing.T, r io.ReaderAt, v *Volume, files map[strin
 		if addr == "" {
 			t.Fatal("fls lacks /ads.txt:big")
 		}
-		if got, want := readRunsSHA(t, r, big.Runs, int64(v.Info.ClusterSize), big.Size), ntfsIcatSHA(t, img, addr); got != want {
+		if got, want := readRunsSHA(t, r, big.Runs, int64(v.Info.ClusterSize), big.Size), testvol.ICat(t, img, addr); got != want {
 			t.Errorf("/ads.txt:big via runs differs from icat")
 		}
 	}

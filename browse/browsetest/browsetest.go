@@ -265,21 +265,12 @@ func FLSAddrs(t testing.TB, vol string) map[string]string {
 	return m
 }
 
-// ICatHash is the sha256 of what icat reads at addr of vol.
-func ICatHash(t testing.TB, vol, addr string) string {
-	t.Helper()
-	h, err := testvol.ICatSHA256(vol, addr)
-	if err != nil {
-		t.Fatalf("icat %s %s: %v", vol, addr, err)
-	}
-	return h
-}
-
-// HexSum, FileHash and ZeroHash are testvol's SHA256, FileSHA256 and
-// ZeroSHA256.
-func HexSum(b []byte) string                 { return testvol.SHA256(b) }
-func FileHash(t testing.TB, p string) string { t.Helper(); return testvol.FileSHA256(t, p) }
-func ZeroHash(n int64) string                { return testvol.ZeroSHA256(n) }
+// ICatHash, HexSum, FileHash and ZeroHash are testvol's ICat, SHA256,
+// FileSHA256 and ZeroSHA256.
+func ICatHash(t testing.TB, vol, addr string) string { t.Helper(); return testvol.ICat(t, vol, addr) }
+func HexSum(b []byte) string                         { return testvol.SHA256(b) }
+func FileHash(t testing.TB, p string) string         { t.Helper(); return testvol.FileSHA256(t, p) }
+func ZeroHash(n int64) string                        { return testvol.ZeroSHA256(n) }
 
 func SortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

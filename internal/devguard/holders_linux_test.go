@@ -4,10 +4,9 @@ package devguard
 
 import (
 	"errors"
-	"os"
+	"fmt"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -41,8 +40,7 @@ func holding(ms []Mount, point string) (Mount, bool) {
 func TestHoldersFUSEDriver(t *testing.T) {
 	testvol.Need(t, "fusefat", "fusermount")
 	vol := testvol.Copy(t, testvol.FAT(t, testvol.FATSpec{Bits: 16, Content: "basic"}))
-	dir := filepath.Join(t.TempDir(), "mnt")
-	os.Mkdir(dir, 0o755)
+	dir := t.TempDir()
 	sec := open(t, vol)
 	if ms, err := Holders(sec); err != nil || len(ms) != 0 {
 		t.Fatalf("before the mount: %v %v", ms, err)
@@ -88,10 +86,9 @@ func TestHoldersLoop(t *testing.T) {
 	testvol.Need(t, "losetup", "ntfs-3g", "fusermount")
 	d := disktest.MBR(t)
 	p1 := open(t, d+"@1")
-	loop := strings.TrimSpace(testvol.Run(t, "losetup", "--show", "-f", "-o", strconv.FormatInt(p1.Start(), 10), "--sizelimit", strconv.FormatInt(p1.Size(), 10), d))
+	loop := strings.TrimSpace(testvol.Run(t, "losetup", "--show", "-f", "-o", fmt.Sprint(p1.Start()), "--sizelimit", fmt.Sprint(p1.Size()), d))
 	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
-	dir := filepath.Join(t.TempDir(), "mnt")
-	os.Mkdir(dir, 0o755)
+	dir := t.TempDir()
 	testvol.Run(t, "ntfs-3g", "-o", "ro", loop, dir)
 	t.Cleanup(func() { exec.Command("fusermount", "-u", dir).Run() })
 	for _, spec := range []string{d, d + "@1"} {

@@ -6,9 +6,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -46,15 +48,28 @@ type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
-// ICatSHA256 is the hex sha256 of the content sleuthkit's icat reads at
-// address addr of vol. It takes no testing.TB so that goroutines may call
-// it.
-func ICatSHA256(vol, addr string) (string, error) {
-	out, err := exec.Command("icat", vol, addr).Output()
+// ICat is the hex sha256 of the content sleuthkit's icat reads at address
+// addr of vol; an icat failure fails the test.
+func ICat(t testing.TB, vol, addr string) string {
+	t.Helper()
+	h, err := TryICat(vol, addr)
 	if err != nil {
-		return "", err
+		t.Fatalf("icat %s %s: %v", vol, addr, err)
 	}
-	return SHA256(out), nil
+	return h
+}
+
+// TryICat is ICat for goroutines, which must not fail a test: it returns
+// icat's error with what icat printed.
+func TryICat(vol, addr string) (string, error) {
+	cmd := exec.Command("icat", vol, addr)
+	h := sha256.New()
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = h, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // SyncBuffer collects what a server or driver logs while a test reads it;
