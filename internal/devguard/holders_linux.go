@@ -35,8 +35,14 @@ func Holders(sec *disk.Section) ([]Mount, error) {
 	if err != nil {
 		return out, err
 	}
+	// Mount points are never stat'ed to compare them with sec: that would
+	// ask their FUSE servers, which may be busy, hung or unmounting.
+	points := map[string]bool{}
 	for _, e := range table {
-		if m := e.mount(); m.IsFUSE() && serves(m, sec) {
+		points[e.Point] = true
+	}
+	for _, e := range table {
+		if m := e.mount(); m.IsFUSE() && serves(m, sec, points) {
 			m.Device = sec.Spec
 			out = add(out, m)
 		}
@@ -173,15 +179,20 @@ func MountHolding(p string) (Mount, string, bool) {
 	return best, abs, found
 }
 
-// serves reports whether the FUSE mount m is served from sec.
-func serves(m Mount, sec *disk.Section) bool {
-	if sameAs(m.Source, "", sec) {
+// serves reports whether the FUSE mount m is served from sec; points are
+// the mount points, which are not compared.
+func serves(m Mount, sec *disk.Section, points map[string]bool) bool {
+	if !points[m.Source] && sameAs(m.Source, "", sec) {
 		return true
 	}
 	for _, d := range daemons(m.Point) {
 		for _, a := range d.args {
 			for _, dir := range d.dirs {
-				if sameAs(a, dir, sec) {
+				p := a
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(dir, p)
+				}
+				if !points[p] && sameAs(a, dir, sec) {
 					return true
 				}
 			}
