@@ -41,14 +41,14 @@ func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mount
 		return nil, err
 	}
 	abs = strings.TrimPrefix(abs, `\\?\`)
-	if !sysdev.OnDriveVolume(opts.Source, abs) {
+	if !devguard.OnDriveVolume(opts.Source, abs) {
 		if sameVolumeByName(opts.Source, src, abs) {
 			return nil, fmt.Errorf("%w: %s lies on the volume %s: name the source by its drive letter to store the image inside it, or write the image to another volume", ErrInPlaceUnsafe, opts.Image, opts.Source)
 		}
 		return nil, nil
 	}
 	drive := strings.ToUpper(abs[:2])
-	volPath, ok := sysdev.DrivePath(abs)
+	volPath, ok := devguard.DrivePath(abs)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s is not a file path on %s", ErrInPlaceUnsafe, opts.Image, drive)
 	}

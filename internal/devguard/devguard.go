@@ -4,7 +4,8 @@
 // device over the file, and FUSE drivers serving it), may it be written,
 // which mount holds a path, and does one partition lie inside another.
 // Windows has no mount table: there the volumes written to are locked
-// instead (disk.Section.Lock), and Holders finds nothing.
+// instead (disk.Section.Lock), Holders finds nothing, and a path's drive
+// letter says which volume holds it (OnDriveVolume, DrivePath).
 package devguard
 
 import (
