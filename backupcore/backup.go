@@ -13,8 +13,7 @@ import (
 
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
-	"github.com/cbimg/cbimg/internal/sysdev"
-	"github.com/cbimg/cbimg/locate"
+	"github.com/cbimg/cbimg/internal/devguard"
 	"github.com/cbimg/cbimg/volume"
 )
 
@@ -27,15 +26,13 @@ type Options struct {
 	Image  string // image path; "-" writes to Output
 	Output io.Writer
 
-	Codec     image.Codec // image.CodecNone (the zero value) or image.CodecZstd
-	Level     int         // zstd level 1..19; 0 with CodecZstd means 3
-	ChunkSize uint32      // 0 = image.DefaultChunkSize
-	Split     int64       // bytes per split volume; 0 = one file
-	// ZstdFrame is the logical bytes per independent zstd frame of a
-	// compressed chunk (a power of two from 4 KiB): a random read of a
-	// mounted image decodes one frame. 0 = image.DefaultSubFrameSize;
-	// negative = one frame per chunk (smaller images, slow random reads).
+	// Codec, Level, ChunkSize and ZstdFrame are as in image.Storage (zero
+	// values are its defaults).
+	Codec     image.Codec
+	Level     int
+	ChunkSize uint32
 	ZstdFrame int
+	Split     int64 // bytes per split volume; 0 = one file
 
 	Excludes          []string // extra globs (see Match)
 	NoDefaultExcludes bool     // image hiberfil.sys, pagefile.sys, swapfile.sys and old images too
@@ -74,6 +71,10 @@ var ErrSourceMounted = errors.New("backupcore: source is mounted read-write")
 // Backup runs a backup. On any error no image is left under opts.Image.
 func Backup(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
+	storage, err := opts.storage()
+	if err != nil {
+		return nil, fmt.Errorf("backupcore: %w", err)
+	}
 	src, err := disk.OpenPartition(opts.Source, false)
 	if err != nil {
 		return nil, fmt.Errorf("open source: %w", err)
@@ -87,20 +88,9 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 			opts.Warn(s)
 		}
 	}
-	var mounts []sysdev.Mount
-	for _, dev := range src.Devices {
-		m, err := sysdev.MountsOf(dev)
-		if err != nil {
-			warn("cannot tell whether %s is mounted: %v", dev, err)
-		}
-		mounts = append(mounts, m...)
-	}
-	// FUSE drivers such as fusefat name themselves, not the device, in the
-	// mount table.
-	for _, m := range locate.DriverMounts(src) {
-		if !hasMount(mounts, m.Point) {
-			mounts = append(mounts, sysdev.Mount{Point: m.Point, FSType: m.FSType, ReadOnly: m.ReadOnly})
-		}
+	mounts, err := devguard.Holders(src)
+	if err != nil {
+		warn("cannot tell whether %s is mounted: %v", opts.Source, err)
 	}
 	// An image inside the source itself: its file is made now (inplace.go).
 	ip, err := prepareInPlace(ctx, &opts, src, mounts, warn)
@@ -164,8 +154,8 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 
 	used := popcount(bitmap)
 	h := &image.Header{
-		FSType: uint8(info.Type), Codec: opts.Codec, SectorSize: info.SectorSize, ClusterSize: info.ClusterSize,
-		ChunkSize: opts.ChunkSize, FSSectors: info.TotalSectors, FSSize: info.Size, ClusterCount: info.ClusterCount,
+		FSType: uint8(info.Type), SectorSize: info.SectorSize, ClusterSize: info.ClusterSize,
+		FSSectors: info.TotalSectors, FSSize: info.Size, ClusterCount: info.ClusterCount,
 		ImageClusters: used, ClusterOrigin: info.ClusterOrigin, PartLength: src.Size(), HiddenSectors: info.HiddenSectors,
 		PartStart: src.Partition.Start, Scheme: uint8(src.Partition.Scheme), MBRType: src.Partition.MBRType,
 		GPTType: src.Partition.TypeGUID, GPTGUID: src.Partition.GUID, PartName: src.Partition.Name,
@@ -176,25 +166,8 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Rescue {
 		h.Flags |= image.FlagRescue
 	}
-	if h.Codec == image.CodecZstd {
-		if opts.Level == 0 {
-			opts.Level = 3
-		}
-		h.Level = uint8(opts.Level)
-		sub := opts.ZstdFrame
-		if sub == 0 {
-			sub = image.DefaultSubFrameSize
-		}
-		if sub > 0 && (sub < image.BlockSize || sub&(sub-1) != 0) {
-			return nil, fmt.Errorf("backupcore: zstd frame size %d: use a power of two from %d", sub, image.BlockSize)
-		}
-		chunk := int(opts.ChunkSize)
-		if chunk == 0 {
-			chunk = image.DefaultChunkSize
-		}
-		if sub > 0 && sub < chunk {
-			h.SubFrameSize = uint32(sub)
-		}
+	if err := h.SetStorage(storage); err != nil {
+		return nil, err
 	}
 	for _, e := range sysExtents {
 		h.SysExtents = append(h.SysExtents, image.Extent{Offset: e.Offset, Length: e.Length})
@@ -270,13 +243,10 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
-func hasMount(ms []sysdev.Mount, point string) bool {
-	for _, m := range ms {
-		if m.Point == point {
-			return true
-		}
-	}
-	return false
+// storage is the chunk storage opts ask for, completed and checked by
+// image.
+func (o *Options) storage() (image.Storage, error) {
+	return image.Storage{Codec: o.Codec, Level: o.Level, ChunkSize: o.ChunkSize, ZstdFrame: o.ZstdFrame}.Complete()
 }
 
 // checkState warns about (and returns header flags for) a volume that is

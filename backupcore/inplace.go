@@ -140,12 +140,12 @@ func (ip *inPlace) plan(ctx context.Context, vol *volume.Volume, src io.ReaderAt
 		hdr += int64(32 + len(d.Kind) + len(d.Path) + len(d.What) + len(d.Msg))
 	}
 	hdr += 64 << 10
-	chunk := opts.ChunkSize
-	if chunk == 0 {
-		chunk = image.DefaultChunkSize
+	storage, err := opts.storage()
+	if err != nil {
+		return err
 	}
 	logical := sys + (int64(popcount(bitmap))+metaSlack(cs))*cs
-	size := maxImageLen(hdr, int64(len(bitmap)), logical, chunk) + image.FooterLen
+	size := maxImageLen(hdr, int64(len(bitmap)), logical, storage.ChunkSize) + image.FooterLen
 	ip.size = clustersFor(size, cs) * cs
 	free := int64(info.ClusterCount - usedNow)
 	need := ip.size/cs + metaSlack(cs)

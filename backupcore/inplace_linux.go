@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/cbimg/cbimg/disk"
-	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/internal/devguard"
 	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 	"golang.org/x/sys/unix"
@@ -24,7 +24,7 @@ import (
 // prepareInPlace recognizes an image that is to be stored inside the
 // source partition — IMAGE under a mount of SOURCE, or SOURCE:/path — and
 // creates its file. It returns nil for an image stored elsewhere.
-func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []sysdev.Mount, warn func(string, ...any)) (*inPlace, error) {
+func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []devguard.Mount, warn func(string, ...any)) (*inPlace, error) {
 	if opts.Image == "" || opts.Image == "-" {
 		return nil, nil
 	}
@@ -34,33 +34,27 @@ func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mount
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", part, err)
 		}
-		same, _ := locate.Overlap(src, other)
+		same, _ := devguard.Overlap(src, other)
 		other.Close()
 		if !same {
 			return nil, fmt.Errorf("%w: %s names a file inside %s; PARTITION:PATH as a backup target is only for the partition being backed up", ErrInPlaceUnsafe, opts.Image, part)
 		}
-		var points []string
-		for _, m := range mounts {
-			points = append(points, m.Point)
-		}
-		for _, m := range locate.DriverMounts(src) {
-			points = append(points, m.Point)
-		}
-		if len(points) > 0 {
-			return nil, fmt.Errorf("%w: %s is mounted at %s: name the image by its path under %s, or unmount it first", ErrInPlaceUnsafe, opts.Source, points[0], points[0])
+		if len(mounts) > 0 {
+			p := mounts[0].Point
+			return nil, fmt.Errorf("%w: %s is mounted at %s: name the image by its path under %s, or unmount it first", ErrInPlaceUnsafe, opts.Source, p, p)
 		}
 		ip.volPath = path.Clean(p)
 		ip.how = viaNTFS3G // or viaMtools, decided from the file system below
 	} else {
-		m, abs, ok := locate.MountHolding(opts.Image)
-		if !ok || !mountIsSource(m, mounts, src) {
+		m, abs, ok := devguard.Inside(opts.Image, mounts)
+		if !ok {
 			return nil, nil
 		}
 		switch {
 		case m.ReadOnly:
 			return nil, fmt.Errorf("%w: %s is inside %s, which is mounted read-only at %s: remount it read-write, or unmount it and name the image %s:%s",
 				ErrInPlaceUnsafe, opts.Image, opts.Source, m.Point, opts.Source, m.PathInside(abs))
-		case !locate.IsFUSE(m.FSType):
+		case !m.IsFUSE():
 			return nil, fmt.Errorf("%w: %s is inside %s, mounted at %s by the kernel's %s driver, whose caches make raw writes under it unsafe: unmount it and name the image %s:%s (cbimg then creates the file itself)",
 				ErrInPlaceUnsafe, opts.Image, opts.Source, m.Point, m.FSType, opts.Source, m.PathInside(abs))
 		}
@@ -386,15 +380,4 @@ func isMountPoint(dir string) bool {
 		return false
 	}
 	return a.Dev != b.Dev
-}
-
-// mountIsSource reports whether mount m is a mount of src: one MountsOf
-// found, or a FUSE mount served from src.
-func mountIsSource(m locate.Mount, mounts []sysdev.Mount, src *disk.Section) bool {
-	for _, sm := range mounts {
-		if sm.Point == m.Point {
-			return true
-		}
-	}
-	return locate.IsFUSE(m.FSType) && locate.Serves(m, src)
 }

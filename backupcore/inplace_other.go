@@ -7,14 +7,14 @@ import (
 	"fmt"
 
 	"github.com/cbimg/cbimg/disk"
-	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/internal/devguard"
 	"github.com/cbimg/cbimg/locate"
 )
 
 // prepareInPlace: storing an image inside its own source partition needs
 // Linux (a FUSE driver or mtools creates the file) or Windows (the volume
 // is locked while the image goes into its file).
-func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []sysdev.Mount, warn func(string, ...any)) (*inPlace, error) {
+func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []devguard.Mount, warn func(string, ...any)) (*inPlace, error) {
 	if _, _, ok := locate.Split(opts.Image); ok {
 		return nil, fmt.Errorf("%w: writing an image inside the partition it backs up needs Linux or Windows", ErrInPlaceUnsafe)
 	}

@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/cbimg/cbimg/disk"
+	"github.com/cbimg/cbimg/internal/devguard"
 	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
@@ -28,7 +29,7 @@ import (
 
 // prepareInPlace recognizes an image path on the volume being backed up
 // and creates its file. It returns nil for an image stored elsewhere.
-func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []sysdev.Mount, warn func(string, ...any)) (*inPlace, error) {
+func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []devguard.Mount, warn func(string, ...any)) (*inPlace, error) {
 	if opts.Image == "" || opts.Image == "-" {
 		return nil, nil
 	}
@@ -40,14 +41,14 @@ func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mount
 		return nil, err
 	}
 	abs = strings.TrimPrefix(abs, `\\?\`)
-	if !sysdev.OnDriveVolume(opts.Source, abs) {
+	if !devguard.OnDriveVolume(opts.Source, abs) {
 		if sameVolumeByName(opts.Source, src, abs) {
 			return nil, fmt.Errorf("%w: %s lies on the volume %s: name the source by its drive letter to store the image inside it, or write the image to another volume", ErrInPlaceUnsafe, opts.Image, opts.Source)
 		}
 		return nil, nil
 	}
 	drive := strings.ToUpper(abs[:2])
-	volPath, ok := sysdev.DrivePath(abs)
+	volPath, ok := devguard.DrivePath(abs)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s is not a file path on %s", ErrInPlaceUnsafe, opts.Image, drive)
 	}

@@ -16,7 +16,7 @@ import (
 	"io"
 	"sort"
 
-	"github.com/cbimg/cbimg/volume"
+	"github.com/cbimg/cbimg/internal/sysdev"
 )
 
 // Scheme is a partitioning scheme.
@@ -114,8 +114,15 @@ func (t *Table) Partition(n int) (Partition, bool) {
 // Errors. Callers test with errors.Is.
 var (
 	// ErrFormat means a partition table is damaged or inconsistent. Errors
-	// wrapping it also match volume.ErrCorrupt: the source is damaged.
+	// wrapping it also match ErrCorrupt: the source is damaged.
 	ErrFormat = errors.New("disk: damaged partition table")
+	// ErrCorrupt means an on-disk structure of the source is damaged: a
+	// partition table here, a file system in package volume, whose
+	// ErrCorrupt is this error.
+	ErrCorrupt = errors.New("corrupt on-disk structure")
+	// ErrMounted means a device or file is in use where that is unsafe:
+	// mounted, or refused a lock by Windows (Section.Lock).
+	ErrMounted = sysdev.ErrMounted
 	// ErrNoPartition means a partition number names no partition.
 	ErrNoPartition = errors.New("disk: no such partition")
 	// ErrOutOfRange means a read or write would cross a partition's end, or
@@ -134,9 +141,10 @@ func (e *FormatError) Error() string {
 	return fmt.Sprintf("%s at byte %d: %s", e.What, e.Offset, e.Msg)
 }
 
-// Unwrap lets errors.Is match both ErrFormat and volume.ErrCorrupt, so a
-// damaged table is reported like a damaged file system.
-func (e *FormatError) Unwrap() []error { return []error{ErrFormat, volume.ErrCorrupt} }
+// Unwrap lets errors.Is match both ErrFormat and ErrCorrupt (which is
+// volume.ErrCorrupt), so a damaged table is reported like a damaged file
+// system.
+func (e *FormatError) Unwrap() []error { return []error{ErrFormat, ErrCorrupt} }
 
 func formatErr(what string, off int64, format string, a ...any) error {
 	return &FormatError{What: what, Offset: off, Msg: fmt.Sprintf(format, a...)}

@@ -175,12 +175,44 @@ const (
 	maxDamageText = 1024
 )
 
+// File-system types (Header.FSType). volume.Type uses the same numbers, and
+// FSName gives the same names as its String (backupcore's TestFSTypes
+// checks both).
+const (
+	FSRaw   = 0 // a sector-by-sector copy, no file-system knowledge
+	FSNTFS  = 1
+	FSFAT12 = 2
+	FSFAT16 = 3
+	FSFAT32 = 4
+)
+
+// FSName names a file-system type: "raw", "ntfs", "fat12", "fat16" or
+// "fat32", so that faces need not know the volume package to show it.
+func FSName(t uint8) string {
+	switch t {
+	case FSRaw:
+		return "raw"
+	case FSNTFS:
+		return "ntfs"
+	case FSFAT12:
+		return "fat12"
+	case FSFAT16:
+		return "fat16"
+	case FSFAT32:
+		return "fat32"
+	}
+	return fmt.Sprintf("unknown(%d)", t)
+}
+
+// FSName names the header's file-system type (see FSName).
+func (h *Header) FSName() string { return FSName(h.FSType) }
+
 // Header is the image header: the file-system parameters, the partition
 // parameters and the metadata computed from them.
 type Header struct {
 	Version       uint16
 	RequiredFlags uint16
-	FSType        uint8 // volume.Type numbering: 1 NTFS, 2 FAT12, 3 FAT16, 4 FAT32
+	FSType        uint8 // FSRaw, FSNTFS, FSFAT12, FSFAT16, FSFAT32
 	Codec         Codec
 	Level         uint8
 	Flags         uint8

@@ -7,9 +7,16 @@ import (
 )
 
 // index maps partition offsets to logical-stream offsets: system extents by
-// binary search, clusters by rank over the bitmap. Memory: the bitmap itself
-// (shared with the Reader) plus one uint64 per 512 clusters (1/8 of the
-// bitmap); for 2 TiB with 4 KiB clusters that is 64 MiB + 8 MiB.
+// binary search, clusters by rank over the bitmap (one popcount entry per
+// 512 clusters), so no read scans the bitmap. It is built when a Reader
+// opens, from the header, bitmap and chunk table.
+//
+// Memory of a Reader's index, for B bytes of bitmap and C chunks: 2B (the
+// bitmap and its words) + B/8 (rank table) + 64 bytes per chunk. For a
+// 2 TiB partition with 4 KiB clusters (2^29 clusters, B = 64 MiB) that is
+// 136 MiB plus 64 MiB per TiB of stored data in 1 MiB chunks: 264 MiB,
+// about 4 times the bitmap, when the volume is full. The decoded-chunk LRU
+// adds its byte cap (Options).
 type index struct {
 	bitmap  []byte   // padded to whole words
 	rank    []uint64 // set bits before each block of rankBlock words

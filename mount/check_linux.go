@@ -14,7 +14,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/internal/devguard"
 
 	"golang.org/x/sys/unix"
 )
@@ -68,12 +68,12 @@ func Check(mountpoint string) error {
 	case !st.IsDir():
 		return fmt.Errorf("%w: %s is not a directory", ErrNotEmpty, mountpoint)
 	}
-	if m, ok := mountAt(abs); ok {
+	if m, ok := devguard.MountAt(abs); ok {
 		var sfs unix.Statfs_t
 		if err := unix.Statfs(abs, &sfs); errors.Is(err, syscall.ENOTCONN) {
 			return fmt.Errorf("%w: %s is a FUSE mount whose server is gone; clear it with fusermount -u %s", ErrBusy, mountpoint, mountpoint)
 		}
-		return fmt.Errorf("%w: %s is already a mount point (%s from %s); unmount it first", ErrBusy, mountpoint, m.fsType, m.source)
+		return fmt.Errorf("%w: %s is already a mount point (%s from %s); unmount it first", ErrBusy, mountpoint, m.FSType, m.Source)
 	}
 	d, err := os.Open(abs)
 	if err != nil {
@@ -88,31 +88,6 @@ func Check(mountpoint string) error {
 		return fmt.Errorf("%w: %s holds %q; use an empty directory", ErrNotEmpty, mountpoint, names[0])
 	}
 	return nil
-}
-
-// mountInfo is one line of /proc/self/mountinfo.
-type mountInfo struct {
-	point, fsType, source string
-}
-
-// mountAt finds the mount whose mount point is path (an absolute path);
-// the last one wins, as it is the one on top.
-func mountAt(path string) (mountInfo, bool) {
-	if r, err := filepath.EvalSymlinks(path); err == nil {
-		path = r
-	}
-	table, err := sysdev.Table()
-	if err != nil {
-		return mountInfo{}, false
-	}
-	var found mountInfo
-	ok := false
-	for _, e := range table {
-		if e.Point == path {
-			found, ok = mountInfo{point: path, fsType: e.FSType, source: e.Source}, true
-		}
-	}
-	return found, ok
 }
 
 // setReadAhead raises the kernel readahead of the mount at mountpoint:
@@ -136,12 +111,12 @@ func Unmount(mountpoint string) error {
 	if err != nil {
 		return err
 	}
-	m, ok := mountAt(abs)
+	m, ok := devguard.MountAt(abs)
 	if !ok {
 		return fmt.Errorf("%w: nothing is mounted at %s", ErrNotMounted, mountpoint)
 	}
-	if m.fsType != "fuse.cbimg" {
-		return fmt.Errorf("%w: %s is a %s mount of %s; use umount or fusermount -u", ErrNotMounted, mountpoint, m.fsType, m.source)
+	if m.FSType != "fuse.cbimg" {
+		return fmt.Errorf("%w: %s is a %s mount of %s; use umount or fusermount -u", ErrNotMounted, mountpoint, m.FSType, m.Source)
 	}
 	return fusermountU(abs, false)
 }

@@ -94,7 +94,7 @@ func TestCommandBackground(t *testing.T) {
 	testvol.Need(t, "fusermount3", "go")
 	src := testvol.FAT(t, testvol.FATSpec{Bits: 32, Content: "basic"})
 	img := makeImage(t, src, imageOpts{codec: image.CodecZstd, split: 4 << 20})
-	want := fileSHA(t, restored(t, img))
+	want := testvol.FileSHA256(t, restored(t, img))
 	for _, how := range []string{"cbimg umount", "fusermount -u"} {
 		t.Run(how, func(t *testing.T) {
 			dir := t.TempDir()
@@ -117,7 +117,7 @@ func TestCommandBackground(t *testing.T) {
 				syscall.Kill(res.PID, syscall.SIGKILL)
 			})
 			// Readable at once, no waiting.
-			if got := fileSHA(t, filepath.Join(dir, mount.FileName)); got != want {
+			if got := testvol.FileSHA256(t, filepath.Join(dir, mount.FileName)); got != want {
 				t.Fatalf("sha256 of volume.raw %s, restored %s", got, want)
 			}
 			if res.File != filepath.Join(dir, mount.FileName) || res.Size == 0 {

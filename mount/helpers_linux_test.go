@@ -3,20 +3,16 @@
 package mount_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
 	"log"
-	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cbimg/cbimg/backupcore"
 	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/internal/devguard"
+	"github.com/cbimg/cbimg/internal/testvol"
 	"github.com/cbimg/cbimg/mount"
 	"github.com/cbimg/cbimg/restorecore"
 )
@@ -51,34 +47,16 @@ func restored(t testing.TB, img string) string {
 	return target
 }
 
-// syncBuffer is a log sink tests can read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // mountImage mounts img in t.TempDir() and unmounts it in t.Cleanup; it
 // returns the path of volume.raw and the server's log.
-func mountImage(t testing.TB, img string, cacheBytes int64) (string, *syncBuffer) {
+func mountImage(t testing.TB, img string, cacheBytes int64) (string, *testvol.SyncBuffer) {
 	t.Helper()
 	r, err := image.Open(img, &image.Options{CacheBytes: cacheBytes})
 	if err != nil {
 		t.Fatalf("open %s: %v", img, err)
 	}
 	dir := t.TempDir()
-	logs := &syncBuffer{}
+	logs := &testvol.SyncBuffer{}
 	m, err := mount.Mount(dir, r, &mount.Options{FsName: img, ModTime: r.Header.Created, Logger: log.New(logs, "", 0)})
 	if err != nil {
 		r.Close()
@@ -94,20 +72,6 @@ func mountImage(t testing.TB, img string, cacheBytes int64) (string, *syncBuffer
 	return filepath.Join(dir, mount.FileName), logs
 }
 
-func fileSHA(t testing.TB, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // waitFor polls cond until it holds or d passes.
 func waitFor(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
@@ -120,18 +84,9 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	return cond()
 }
 
-// mounted says whether dir is a mount point (per /proc/self/mountinfo).
+// mounted says whether dir is a mount point.
 func mounted(t testing.TB, dir string) bool {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		f := bytes.Fields(line)
-		if len(f) > 4 && string(f[4]) == dir {
-			return true
-		}
-	}
-	return false
+	_, ok := devguard.MountAt(dir)
+	return ok
 }

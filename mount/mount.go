@@ -5,15 +5,9 @@
 // clusters and system areas from the image, zeros for free and excluded
 // clusters.
 //
-// Reads go through image.Reader, whose index is built at open time from the
-// header, bitmap and chunk table: a system extent is found by binary search
-// and a cluster by rank over the bitmap (one popcount table entry per 512
-// clusters), so no read scans the bitmap. Index memory, for B bytes of
-// bitmap and C chunks: 2B (the bitmap and its words) + B/8 (rank table) +
-// 64 bytes per chunk. For a 2 TiB partition with 4 KiB clusters (2^29
-// clusters, B = 64 MiB) that is 136 MiB plus 64 MiB per TiB of stored data
-// in 1 MiB chunks: 264 MiB, about 4 times the bitmap, when the volume is
-// full. The decompressed-chunk LRU adds its byte cap (image.Options).
+// Reads go through image.Reader and its in-memory index, built at open
+// time; what the index costs in memory is explained beside it
+// (image/index.go).
 //
 // A read of a raw chunk (uncompressed images, and the incompressible chunks
 // of compressed ones) fetches and checks only the 4 KiB blocks it covers,

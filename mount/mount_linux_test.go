@@ -4,9 +4,7 @@ package mount_test
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"math/rand/v2"
@@ -80,7 +78,7 @@ func TestMountMatchesRestore(t *testing.T) {
 			if st.Size() != wst.Size() {
 				t.Fatalf("volume.raw is %d bytes, the restored file %d", st.Size(), wst.Size())
 			}
-			if got, w := fileSHA(t, raw), fileSHA(t, want); got != w {
+			if got, w := testvol.FileSHA256(t, raw), testvol.FileSHA256(t, want); got != w {
 				t.Fatalf("sha256 of volume.raw %s, of the restored target %s", got, w)
 			}
 			if c.fat {
@@ -169,16 +167,11 @@ func TestSleuthkit(t *testing.T) {
 
 // icat returns the sha256 of a file's content, or the error.
 func icat(dev, addr string) string {
-	out, err := exec.Command("icat", dev, addr).Output()
+	h, err := testvol.TryICat(dev, addr)
 	if err != nil {
 		return "error: " + err.Error()
 	}
-	return sha(string(out))
-}
-
-func sha(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
+	return h
 }
 
 // TestNTFS3G: ntfs-3g mounts volume.raw read-only and every file reads as
@@ -237,7 +230,7 @@ func ntfsTree(t *testing.T, dev string) map[string]string {
 		if err != nil {
 			return err
 		}
-		tree[rel] = strconv.Itoa(len(b)) + " " + sha(string(b))
+		tree[rel] = strconv.Itoa(len(b)) + " " + testvol.SHA256(b)
 		return nil
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/internal/devguard"
 	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 )
@@ -64,7 +65,7 @@ func checkInPlace(f *locate.File, tgt *disk.Section, h *image.Header, bitmap []b
 	if f == nil {
 		return nil, nil
 	}
-	same, overlap := locate.Overlap(f.Part, tgt)
+	same, overlap := devguard.Overlap(f.Part, tgt)
 	if !same && f.Plain {
 		same = holdsImage(f, tgt)
 	}
@@ -74,8 +75,8 @@ func checkInPlace(f *locate.File, tgt *disk.Section, h *image.Header, bitmap []b
 		}
 		return nil, nil
 	}
-	if ms := locate.DriverMounts(tgt); len(ms) > 0 {
-		return nil, fmt.Errorf("%w: %s is mounted at %s (%s): unmount it first", ErrTargetMounted, tgt.Spec, ms[0].Point, ms[0].FSType)
+	if err := devguard.MayWrite(tgt); err != nil {
+		return nil, fmt.Errorf("%w: %w: unmount it first", ErrTargetMounted, err)
 	}
 	if !f.Plain {
 		return nil, fmt.Errorf("%w: the image %s is not stored plainly in its clusters (%s), so they cannot be kept apart from the restore: copy the image out of the partition", ErrInPlaceUnsafe, f.Spec, f.Why)

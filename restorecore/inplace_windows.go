@@ -17,7 +17,7 @@ import (
 
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
-	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/internal/devguard"
 	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 )
@@ -30,10 +30,10 @@ func openOnTarget(name, target string) (*image.Reader, *locate.File, *disk.Secti
 	}
 	abs, err := filepath.Abs(name)
 	abs = strings.TrimPrefix(abs, `\\?\`)
-	if err != nil || !sysdev.OnDriveVolume(target, abs) {
+	if err != nil || !devguard.OnDriveVolume(target, abs) {
 		return nil, nil, nil, nil
 	}
-	volPath, ok := sysdev.DrivePath(abs)
+	volPath, ok := devguard.DrivePath(abs)
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("%w: %s is not a file path on %s", ErrInPlaceUnsafe, name, abs[:2])
 	}

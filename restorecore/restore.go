@@ -17,7 +17,7 @@ import (
 
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
-	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/internal/devguard"
 	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 )
@@ -163,15 +163,8 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 		}
 		defer tgt.Close()
 	}
-	for _, dev := range tgt.Devices {
-		if mounts, err := sysdev.MountsOf(dev); err == nil && len(mounts) > 0 {
-			return nil, fmt.Errorf("%w: %s at %s (%s): unmount it first", ErrTargetMounted, dev, mounts[0].Point, mounts[0].FSType)
-		}
-	}
-	// FUSE drivers such as fusefat name themselves, not the device, in the
-	// mount table.
-	if m := locate.DriverMounts(tgt); len(m) > 0 {
-		return nil, fmt.Errorf("%w: %s at %s (%s): unmount it first", ErrTargetMounted, opts.Target, m[0].Point, m[0].FSType)
+	if err := devguard.MayWrite(tgt); err != nil {
+		return nil, fmt.Errorf("%w: %w: unmount it first", ErrTargetMounted, err)
 	}
 	if imgFile != "" {
 		if a, err := os.Stat(imgFile); err == nil {

@@ -285,7 +285,7 @@ func backupForm(m *Model, a *action) *form {
 			return fmt.Errorf("%s is a directory; name a file in it", pl.image)
 		}
 		pl.compress = strings.Fields(comp.value())[0]
-		pl.codec, pl.level = image.CodecZstd, 3
+		pl.codec, pl.level = image.CodecZstd, image.DefaultLevel
 		if pl.compress == "none" {
 			pl.codec, pl.level = image.CodecNone, 0
 		} else if n, err := strconv.Atoi(strings.TrimPrefix(pl.compress, "zstd:")); err == nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/cbimg/cbimg/catalog"
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
-	"github.com/cbimg/cbimg/internal/sysdev"
+	"github.com/cbimg/cbimg/internal/devguard"
 	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 )
@@ -249,11 +249,8 @@ func describePart(spec string, n int, r io.ReaderAt, size int64) Part {
 		}
 	}
 	if s, err := disk.OpenPartition(spec, false); err == nil {
-		for _, dev := range s.Devices {
-			if ms, err := sysdev.MountsOf(dev); err == nil && len(ms) > 0 {
-				p.Mounted, p.MountedRW = ms[0].Point, !ms[0].ReadOnly
-				break
-			}
+		if ms, _ := devguard.Holders(s); len(ms) > 0 {
+			p.Mounted, p.MountedRW = ms[0].Point, !ms[0].ReadOnly
 		}
 		s.Close()
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/cbimg/cbimg/disk"
-	"github.com/cbimg/cbimg/volume"
+	"github.com/cbimg/cbimg/image"
 	tea "github.com/charmbracelet/bubbletea"
 )
 
@@ -180,7 +180,7 @@ func (mn *menu) addImage(m *Model, img *Img) {
 		label = fmt.Sprintf(" %q", h.Label)
 	}
 	add(fmt.Sprintf("  image %s  (%s)", name, human(img.Size)), nil)
-	add(fmt.Sprintf("        %s%s, %s of data, made %s from %s", volume.Type(h.FSType), label, human(h.LogicalLen),
+	add(fmt.Sprintf("        %s%s, %s of data, made %s from %s", h.FSName(), label, human(h.LogicalLen),
 		h.Created.Local().Format("2006-01-02 15:04"), h.SourceName), nil)
 	if img.Damage != "" {
 		// Truncated or a bad table: verify says more; nothing that
@@ -210,7 +210,7 @@ func (mn *menu) addImage(m *Model, img *Img) {
 	}
 	add("", &action{kind: actVerify, img: img})
 	add("", &action{kind: actMount, img: img})
-	if h.FSType != uint8(volume.Unknown) {
+	if h.FSType != image.FSRaw {
 		add("", &action{kind: actBrowse, img: img})
 	}
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/locate"
-	"github.com/cbimg/cbimg/volume"
 	tea "github.com/charmbracelet/bubbletea"
 )
 
@@ -74,7 +73,7 @@ func imageLines(m *Model, img *Img) []string {
 	if h.Label != "" {
 		label = fmt.Sprintf(" %q", h.Label)
 	}
-	out = append(out, fmt.Sprintf("            %s%s of %s, made %s", volume.Type(h.FSType), label, h.SourceName, h.Created.Local().Format("2006-01-02 15:04")))
+	out = append(out, fmt.Sprintf("            %s%s of %s, made %s", h.FSName(), label, h.SourceName, h.Created.Local().Format("2006-01-02 15:04")))
 	s := fmt.Sprintf("            file system %s, %s of data", human(h.FSSize), human(h.LogicalLen))
 	if n := len(h.Exclusions); n > 0 {
 		s += fmt.Sprintf(", files left out: %d", n)

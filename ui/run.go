@@ -286,7 +286,7 @@ func backupJob(m *Model, p *plan) jobSpec {
 			}
 			h := res.Header
 			r.lines = append(r.lines, fmt.Sprintf("Backed up %s (%s, %s of data) to %s: %s in %.1f s.",
-				src, volume.Type(h.FSType), human(h.LogicalLen), p.image, human(res.ImageBytes), res.Duration.Seconds()))
+				src, h.FSName(), human(h.LogicalLen), p.image, human(res.ImageBytes), res.Duration.Seconds()))
 			for _, x := range h.Exclusions {
 				r.lines = append(r.lines, fmt.Sprintf("  left out %s (%s, %s)", x.Path, x.Reason, human(int64(x.Clusters)*int64(h.ClusterSize))))
 			}

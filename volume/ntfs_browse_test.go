@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/cbimg/cbimg/internal/testvol"
 )
 
 // ntfsTree lists the volume recursively through ReadDir: path -> entry.
@@ -109,11 +111,11 @@ func ntfsCheckBrowse(t *testing.T, nfs *NTFSFS, img string, found map[string]fin
 			var want string
 			if f.Size() == 0 {
 				// tsk_recover writes no empty files.
-				want = ntfsSHA(nil)
+				want = testvol.SHA256(nil)
 			} else if _, err := os.Stat(filepath.Join(rec, p)); err == nil {
-				want = fileSHA(t, filepath.Join(rec, p))
+				want = testvol.FileSHA256(t, filepath.Join(rec, p))
 			} else if addr := fls[p]; addr != "" {
-				want = ntfsIcatSHA(t, img, addr)
+				want = testvol.ICat(t, img, addr)
 				viaIcat++
 			} else {
 				t.Errorf("%s: neither tsk_recover nor fls has it", p)
@@ -149,7 +151,7 @@ func ntfsCheckBrowse(t *testing.T, nfs *NTFSFS, img string, found map[string]fin
 			if f.Size() != s.Size {
 				t.Errorf("%s: size %d, Streams says %d", key, f.Size(), s.Size)
 			}
-			if got, want := ntfsHashFile(t, f), ntfsIcatSHA(t, img, addr); got != want {
+			if got, want := ntfsHashFile(t, f), testvol.ICat(t, img, addr); got != want {
 				t.Errorf("%s: content differs from icat", key)
 			}
 			streams++
@@ -194,7 +196,7 @@ func ntfsCheckBrowse(t *testing.T, nfs *NTFSFS, img string, found map[string]fin
 			t.Errorf("OpenStream(%s, %q): %v", p, s, err)
 			continue
 		}
-		if got, want := ntfsHashFile(t, f), ntfsIcatSHA(t, img, addr); got != want {
+		if got, want := ntfsHashFile(t, f), testvol.ICat(t, img, addr); got != want {
 			t.Errorf("%s: content differs from icat", k)
 		}
 		meta++
@@ -202,7 +204,7 @@ func ntfsCheckBrowse(t *testing.T, nfs *NTFSFS, img string, found map[string]fin
 	if f, err := nfs.OpenStream("/$BadClus", "$Bad"); err != nil {
 		t.Errorf("$BadClus:$Bad: %v", err)
 	} else {
-		zero := ntfsSHA(make([]byte, f.Size()))
+		zero := testvol.ZeroSHA256(f.Size())
 		if got := ntfsHashFile(t, f); got != zero || f.Size() != int64(nfs.Info().ClusterCount)*int64(nfs.Info().ClusterSize) {
 			t.Errorf("$BadClus:$Bad: %d bytes, not all zero", f.Size())
 		}

@@ -153,7 +153,7 @@ func ntfsCheckMainExtras(t *testing.T, r io.ReaderAt, v *Volume, files map[strin
 		if addr == "" {
 			t.Fatal("fls lacks /ads.txt:big")
 		}
-		if got, want := readRunsSHA(t, r, big.Runs, int64(v.Info.ClusterSize), big.Size), ntfsIcatSHA(t, img, addr); got != want {
+		if got, want := readRunsSHA(t, r, big.Runs, int64(v.Info.ClusterSize), big.Size), testvol.ICat(t, img, addr); got != want {
 			t.Errorf("/ads.txt:big via runs differs from icat")
 		}
 	}
@@ -341,7 +341,7 @@ func ntfsCheckVolume(t *testing.T, r io.ReaderAt, size int64, img string) *Volum
 		if _, err := os.Stat(want); err != nil {
 			continue
 		}
-		if got := readRunsSHA(t, r, f.Runs, int64(in.ClusterSize), f.Size); got != fileSHA(t, want) {
+		if got := readRunsSHA(t, r, f.Runs, int64(in.ClusterSize), f.Size); got != testvol.FileSHA256(t, want) {
 			t.Errorf("%s: bytes via runs differ from tsk_recover", p)
 		}
 		compared++

@@ -263,25 +263,6 @@ func ntfsRecover(t testing.TB, img string) string {
 	return dir
 }
 
-func ntfsSHA(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-// ntfsIcatSHA hashes icat's output for addr ("inode" or "inode-type-id").
-func ntfsIcatSHA(t testing.TB, img, addr string) string {
-	t.Helper()
-	cmd := exec.Command("icat", img, addr)
-	h := sha256.New()
-	cmd.Stdout = h
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("icat %s %s: %v\n%s", img, addr, err, stderr.String())
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // readRunsSHA hashes the first size bytes of the clusters in runs, read
 // straight from the image file.
 func readRunsSHA(t testing.TB, r io.ReaderAt, runs []Run, clusterSize int64, size int64) string {
@@ -303,21 +284,6 @@ func readRunsSHA(t testing.TB, r io.ReaderAt, runs []Run, clusterSize int64, siz
 	}
 	if left > 0 {
 		t.Fatalf("runs hold %d bytes fewer than size %d", left, size)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// fileSHA hashes a file on disk.
-func fileSHA(t testing.TB, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/cbimg/cbimg/disk"
 )
 
 // Type is a file-system type.
@@ -53,8 +55,10 @@ func (t Type) IsFAT() bool { return t == FAT12 || t == FAT16 || t == FAT32 }
 var (
 	// ErrUnknownFS means the boot record is neither NTFS nor FAT.
 	ErrUnknownFS = errors.New("volume: unrecognized file system")
-	// ErrCorrupt means an on-disk structure is damaged or inconsistent.
-	ErrCorrupt = errors.New("volume: corrupt file system structure")
+	// ErrCorrupt means an on-disk structure is damaged or inconsistent. It
+	// is disk.ErrCorrupt, so that a damaged partition table and a damaged
+	// file system are one kind of error.
+	ErrCorrupt = disk.ErrCorrupt
 	// ErrEncrypted means a BitLocker (or similar) volume whose file system
 	// cannot be read without unlocking it.
 	ErrEncrypted = errors.New("volume: encrypted volume")

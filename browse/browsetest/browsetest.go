@@ -8,10 +8,7 @@ package browsetest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -268,41 +265,12 @@ func FLSAddrs(t testing.TB, vol string) map[string]string {
 	return m
 }
 
-func ICatHash(t testing.TB, vol, addr string) string {
-	t.Helper()
-	out, err := exec.Command("icat", vol, addr).Output()
-	if err != nil {
-		t.Fatalf("icat %s %s: %v", vol, addr, err)
-	}
-	return HexSum(out)
-}
-
-func HexSum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-func FileHash(t testing.TB, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func ZeroHash(n int64) string {
-	h := sha256.New()
-	io.Copy(h, io.LimitReader(zeroReader{}, n))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+// ICatHash, HexSum, FileHash and ZeroHash are testvol's ICat, SHA256,
+// FileSHA256 and ZeroSHA256.
+func ICatHash(t testing.TB, vol, addr string) string { t.Helper(); return testvol.ICat(t, vol, addr) }
+func HexSum(b []byte) string                         { return testvol.SHA256(b) }
+func FileHash(t testing.TB, p string) string         { t.Helper(); return testvol.FileSHA256(t, p) }
+func ZeroHash(n int64) string                        { return testvol.ZeroSHA256(n) }
 
 func SortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

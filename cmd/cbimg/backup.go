@@ -88,7 +88,7 @@ func parseCompress(s string) (image.Codec, int, error) {
 		level := 3
 		if hasLevel {
 			n, err := strconv.Atoi(lvl)
-			if err != nil || n < 1 || n > 19 {
+			if err != nil || n == 0 {
 				return 0, 0, usageError{fmt.Errorf("--compress zstd:LEVEL needs a level from 1 to 19, not %q", lvl)}
 			}
 			level = n
@@ -116,18 +116,20 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 	if err != nil {
 		return err
 	}
-	if chunk < 64<<10 || chunk > 64<<20 {
-		return usageError{fmt.Errorf("--chunk-size %s: use 64K to 64M", o.ChunkSize)}
-	}
 	frame := int64(-1)
 	if o.ZstdFrame != "0" {
-		frame, err = parseUserSize(o.ZstdFrame)
-		if err != nil {
+		if frame, err = parseUserSize(o.ZstdFrame); err != nil {
 			return err
 		}
-		if frame < 4<<10 || frame > chunk || frame&(frame-1) != 0 {
-			return usageError{fmt.Errorf("--zstd-frame %s: use a power of two from 4K to the chunk size (%s), or 0", o.ZstdFrame, o.ChunkSize)}
+	}
+	storage := image.Storage{Codec: codec, Level: level, ChunkSize: uint32(min(chunk, 1<<32-1)), ZstdFrame: int(frame)}
+	if _, err := storage.Complete(); err != nil {
+		var se *image.StorageError
+		if errors.As(err, &se) {
+			flag := map[string]string{"Level": "--compress " + o.Compress, "ChunkSize": "--chunk-size " + o.ChunkSize, "ZstdFrame": "--zstd-frame " + o.ZstdFrame}[se.Field]
+			err = fmt.Errorf("%s: %s", flag, se.Want)
 		}
+		return usageError{err}
 	}
 	for _, p := range o.Excludes {
 		if err := backupcore.ValidatePattern(p); err != nil {
@@ -159,8 +161,8 @@ func runBackup(cmd *cobra.Command, g *globalOptions, o *backupOptions, source, i
 	}
 	p := newProgress(g)
 	opts := backupcore.Options{
-		Source: source, Image: imagePath, Output: stdout, Codec: codec, Level: level, Split: split,
-		Excludes: o.Excludes, NoDefaultExcludes: o.NoDefaultExcludes, Force: o.Force, SectorBySector: o.SectorBySector, Rescue: o.Rescue, ChunkSize: uint32(chunk), ZstdFrame: int(frame),
+		Source: source, Image: imagePath, Output: stdout, Codec: storage.Codec, Level: storage.Level, Split: split,
+		Excludes: o.Excludes, NoDefaultExcludes: o.NoDefaultExcludes, Force: o.Force, SectorBySector: o.SectorBySector, Rescue: o.Rescue, ChunkSize: storage.ChunkSize, ZstdFrame: storage.ZstdFrame,
 		Progress: func(pr backupcore.Progress) { p.update(pr.Phase, pr.Done, pr.Total) },
 		Warn: func(s string) {
 			if !g.Quiet {

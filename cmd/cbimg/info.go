@@ -9,7 +9,6 @@ import (
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/units"
 	"github.com/cbimg/cbimg/locate"
-	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
 )
 
@@ -77,7 +76,7 @@ type exclusionJSON struct {
 
 func makeInfo(name string, h *image.Header, imageBytes int64, digest [32]byte) infoJSON {
 	j := infoJSON{
-		Image: name, FormatVersion: int(h.Version), FileSystem: volume.Type(h.FSType).String(), Label: h.Label,
+		Image: name, FormatVersion: int(h.Version), FileSystem: h.FSName(), Label: h.Label,
 		Serial: fmt.Sprintf("%016X", h.Serial), Source: h.SourceName, Created: h.Created.UTC().Format(time.RFC3339),
 		ToolVersion: h.ToolVersion, PartitionBytes: h.PartLength, FileSystemBytes: h.FSSize, SectorSize: h.SectorSize,
 		ClusterSize: h.ClusterSize, ClustersTotal: h.ClusterCount, ClustersStored: h.ImageClusters, DataBytes: h.LogicalLen,

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cbimg/cbimg/catalog"
-	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
 )
 
@@ -51,7 +50,7 @@ file system, date and the partitions it restores to.`,
 				j := listJSON{Location: f.Location, Partition: f.Partition, Path: f.Path, Size: f.Size,
 					Targets: append([]string{}, f.Targets...), InPlace: append([]string{}, f.InPlace...)}
 				if h := f.Header; h != nil {
-					j.FileSystem, j.Source, j.Label = volume.Type(h.FSType).String(), h.SourceName, h.Label
+					j.FileSystem, j.Source, j.Label = h.FSName(), h.SourceName, h.Label
 					j.Created, j.DataBytes, j.FSBytes = h.Created.UTC().Format(time.RFC3339), h.LogicalLen, h.FSSize
 				} else if f.Err != nil {
 					j.Error = userMessage(f.Err)

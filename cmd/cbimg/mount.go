@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
-	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/mount"
 	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
@@ -312,7 +312,7 @@ func (e *serverError) Is(target error) bool {
 	case exitDamaged:
 		return target == errDamaged
 	case exitRefused:
-		return target == sysdev.ErrMounted
+		return target == disk.ErrMounted
 	case exitFS:
 		return target == volume.ErrCorrupt
 	case exitCancelled:
@@ -334,7 +334,7 @@ func (e *serverError) As(target any) bool {
 type refusedError struct{ error }
 
 func (e refusedError) Unwrap() error        { return e.error }
-func (e refusedError) Is(target error) bool { return target == sysdev.ErrMounted }
+func (e refusedError) Is(target error) bool { return target == disk.ErrMounted }
 
 func mountError(err error) error {
 	if errors.Is(err, mount.ErrBusy) || errors.Is(err, mount.ErrNotEmpty) {

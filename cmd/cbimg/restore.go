@@ -7,7 +7,6 @@ import (
 
 	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/restorecore"
-	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
 )
 
@@ -109,7 +108,7 @@ func runRestore(cmd *cobra.Command, g *globalOptions, o *restoreOptions, imagePa
 	w := cmd.OutOrStdout()
 	if g.JSON {
 		return printJSON(w, map[string]any{
-			"image": imagePath, "target": target, "file_system": volume.Type(res.Header.FSType).String(),
+			"image": imagePath, "target": target, "file_system": res.Header.FSName(),
 			"bytes_written": res.Written, "bytes_zeroed": res.Zeroed, "seconds": res.Duration.Seconds(),
 		})
 	}
@@ -134,7 +133,7 @@ func confirmRestore(ow overwrite, pl restorecore.Plan) error {
 	if pl.TargetSize > 0 {
 		q += fmt.Sprintf(" (%s)", human(pl.TargetSize))
 	}
-	q += fmt.Sprintf(" with the %s file system %q from %s (%s).", volume.Type(h.FSType), h.Label, h.SourceName, h.Created.Format("2006-01-02 15:04"))
+	q += fmt.Sprintf(" with the %s file system %q from %s (%s).", h.FSName(), h.Label, h.SourceName, h.Created.Format("2006-01-02 15:04"))
 	return ow.ask(what, q, pl.Target)
 }
 

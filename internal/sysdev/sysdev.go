@@ -1,6 +1,7 @@
-// Package sysdev opens sources and targets (block devices or files) and
-// answers the operating-system questions a backup tool must ask before it
-// reads or writes them: how big is it, and is it mounted?
+// Package sysdev opens sources and targets (block devices or files), learns
+// their size, and on Windows opens, locks and maps volumes and physical
+// drives. Who holds a device (mounts, FUSE drivers) is internal/devguard's
+// question.
 package sysdev
 
 import (

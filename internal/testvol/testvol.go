@@ -624,7 +624,7 @@ func OpenFile(t testing.TB, path string) (*os.File, int64) {
 // and exit; it also runs at cleanup.
 func MountDriver(t testing.TB, cmd *exec.Cmd, dir string) func() {
 	t.Helper()
-	out := &driverOutput{}
+	out := &SyncBuffer{Max: 64 << 10} // fusefat traces every call
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -668,26 +668,4 @@ func MountDriver(t testing.TB, cmd *exec.Cmd, dir string) func() {
 	}
 	t.Cleanup(unmount)
 	return unmount
-}
-
-// driverOutput keeps the first 64 KiB a driver prints (fusefat traces every
-// call).
-type driverOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *driverOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := 64<<10 - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (l *driverOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,4 +1,4 @@
-package sysdev
+package devguard
 
 import "testing"
 

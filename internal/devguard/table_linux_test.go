@@ -1,6 +1,6 @@
 //go:build linux
 
-package sysdev
+package devguard
 
 import "testing"
 
