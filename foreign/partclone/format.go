@@ -33,11 +33,11 @@ const (
 	probeLen  = 36 // magic + enough of the head to see the version
 	maxBlock  = 64 << 20
 	minBlock  = 512
-	headV1Len = 15 + 15 + 4 + 2     // magic, fs, version, padding
-	fsV1Len   = 4 + 8 + 8 + 8       // block_size, device_size, totalblock, usedblocks
-	optV1Len  = 4096                // image_options_v1: unused buffer
+	headV1Len = 15 + 15 + 4 + 2 // magic, fs, version, padding
+	fsV1Len   = 4 + 8 + 8 + 8   // block_size, device_size, totalblock, usedblocks
+	optV1Len  = 4096            // image_options_v1: unused buffer
 	descV1Len = headV1Len + fsV1Len + optV1Len
-	headV2Len = 16 + 14 + 4 + 2     // magic, ptc_version, version, endianess
+	headV2Len = 16 + 14 + 4 + 2 // magic, ptc_version, version, endianess
 	fsV2Len   = 16 + 8 + 8 + 8 + 8 + 4
 	optV2Len  = 4 + 2 + 2 + 2 + 2 + 4 + 1 + 1
 	descV2Len = headV2Len + fsV2Len + optV2Len + 4 // + CRC32 of the bytes before it

@@ -535,4 +535,3 @@ func (c *groupCache) put(g int64, data []byte) {
 		c.used -= int64(len(ge.data))
 	}
 }
-
