@@ -69,7 +69,12 @@ type Info struct {
 	Checksums   string    // what Verify checks ("CRC32 per 256 blocks", "none")
 	ImageBytes  int64     // bytes of the image as stored (all pieces)
 	VerifyBytes int64     // the total Verify's progress counts up to
-	Created     time.Time // zero when the image does not say
+	Created     time.Time // when the image was made; the file's time when the image does not say
+	Digest      string    // hex digest over the whole image, when the format has one
+	// CheckedAtOpen says that Open already read all of the image and
+	// checked everything Verify would (a format without checksums indexed
+	// in one pass): a restore need not check it again first.
+	CheckedAtOpen bool
 	// Notes are facts a user should hear when the image is restored or
 	// mounted (such as a boot sector rebuilt from another).
 	Notes []string
@@ -172,6 +177,11 @@ func Open(name string, opts *Options) (Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	if inf := img.Info(); inf.Created.IsZero() {
+		if st, err := os.Stat(name); err == nil {
+			inf.Created = st.ModTime()
+		}
+	}
 	return img, nil
 }
 
@@ -203,12 +213,4 @@ func closeQuietly(c io.Closer) {
 	if c != nil {
 		c.Close()
 	}
-}
-
-// ImageSize is the stored size of the named file, or 0.
-func fileSize(name string) int64 {
-	if st, err := os.Stat(name); err == nil {
-		return st.Size()
-	}
-	return 0
 }

@@ -2,6 +2,7 @@ package anyimage
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -28,7 +29,7 @@ func NewCBI(r *image.Reader, name string) *CBI {
 		Format: "cbi", Version: fmt.Sprint(h.Version), Compression: h.Codec.String(),
 		Pieces: []string{name}, Origin: strings.TrimSpace(h.ToolVersion + " from " + h.SourceName),
 		Checksums: "CRC32C and BLAKE3-256 per chunk, image digest", ImageBytes: r.ImageSize(),
-		VerifyBytes: h.LogicalLen, Created: h.Created,
+		VerifyBytes: h.LogicalLen, Created: h.Created, Digest: hex.EncodeToString(r.Footer.Digest[:]),
 	}
 	if h.SplitSize > 0 {
 		c.info.Pieces = nil

@@ -75,7 +75,7 @@ func OpenNTFSClone(src io.ReaderAt, size int64, name string, closer io.Closer, o
 	info := Info{
 		Format: "ntfsclone", Version: h.Version(), FSName: "NTFS", Compression: "none", Origin: "ntfsclone",
 		Checksums:   "none (the format has none: verify checks the record structure and that the image ends where it should)",
-		VerifyBytes: size,
+		VerifyBytes: size, CheckedAtOpen: true,
 	}
 	var stored []image.Extent
 	if t := h.TailLen(); t > 0 {
