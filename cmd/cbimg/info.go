@@ -106,7 +106,7 @@ func makeInfo(name string, h *image.Header, imageBytes int64, digest [32]byte) i
 	for _, r := range h.Unreadable {
 		j.Unreadable = append(j.Unreadable, runJSON{r.Start, r.Count})
 	}
-	j.Pieces, j.Notes = []string{name}, []string{}
+	j.Pieces, j.Notes, j.Origin = []string{name}, []string{}, h.Origin
 	return j
 }
 
@@ -117,7 +117,10 @@ func imageInfo(name string, img anyimage.Image) infoJSON {
 	j.Digest = inf.Digest
 	j.Format, j.FormatRelease, j.Compression = inf.Format, inf.Version, inf.Compression
 	j.FormatVersion, _ = strconv.Atoi(strings.TrimLeft(strings.SplitN(inf.Version, ".", 2)[0], "0"))
-	j.Pieces, j.Origin, j.Checksums = append([]string{}, inf.Pieces...), inf.Origin, inf.Checksums
+	j.Pieces, j.Checksums = append([]string{}, inf.Pieces...), inf.Checksums
+	if inf.Format != "cbi" {
+		j.Origin = inf.Origin
+	}
 	j.Notes = append([]string{}, inf.Notes...)
 	if inf.Format != "cbi" {
 		j.Created = inf.Created.UTC().Format(time.RFC3339)
@@ -135,6 +138,9 @@ func printInfo(w io.Writer, j infoJSON) {
 	fmt.Fprintf(w, "File system:      %s, label %q, serial %s\n", j.FileSystem, j.Label, j.Serial)
 	fmt.Fprintf(w, "Source:           %s\n", j.Source)
 	fmt.Fprintf(w, "Created:          %s by %s\n", j.Created, j.ToolVersion)
+	if j.Origin != "" {
+		fmt.Fprintf(w, "Converted from:   %s\n", j.Origin)
+	}
 	fmt.Fprintf(w, "Partition:        %s (%d bytes), file system %s\n", human(j.PartitionBytes), j.PartitionBytes, human(j.FileSystemBytes))
 	fmt.Fprintf(w, "Sector / cluster: %d / %d bytes\n", j.SectorSize, j.ClusterSize)
 	fmt.Fprintf(w, "Clusters:         %d stored of %d (%.1f%%)\n", j.ClustersStored, j.ClustersTotal, 100*float64(j.ClustersStored)/float64(max(j.ClustersTotal, 1)))
