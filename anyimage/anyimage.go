@@ -179,7 +179,10 @@ func Open(name string, opts *Options) (Image, error) {
 	}
 	if inf := img.Info(); inf.Created.IsZero() {
 		if st, err := os.Stat(name); err == nil {
-			inf.Created = st.ModTime()
+			inf.Created = st.ModTime().UTC()
+			if h := img.Header(); h.Created.IsZero() {
+				h.Created = inf.Created
+			}
 		}
 	}
 	return img, nil

@@ -21,11 +21,18 @@ import (
 // ok is false for .cbi images and names the .cbi path handles
 // (PARTITION:PATH, with its in-place checks).
 func openForeign(name string) (img anyimage.Image, ok bool, err error) {
+	head := make([]byte, len(image.Magic))
 	if _, _, inPart := locate.Split(name); inPart {
-		return nil, false, nil
-	}
-	if f, err := os.Open(name); err == nil {
-		head := make([]byte, len(image.Magic))
+		f, err := locate.Open(name)
+		if err != nil {
+			return nil, false, nil // the .cbi path reports it
+		}
+		_, rerr := f.ReadAt(head, 0)
+		f.Close()
+		if rerr != nil || string(head) == image.Magic {
+			return nil, false, nil
+		}
+	} else if f, err := os.Open(name); err == nil {
 		_, rerr := io.ReadFull(f, head)
 		f.Close()
 		if rerr == nil && string(head) == image.Magic {

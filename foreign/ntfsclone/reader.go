@@ -367,3 +367,28 @@ func (r *Reader) Verify(ctx context.Context, progress func(done int64)) (cluster
 	}
 	return clusters, nil
 }
+
+// Peek reads just the header and the first cluster's first bytes (the
+// NTFS boot sector, when cluster 0 is stored), without indexing: enough to
+// list an image.
+func Peek(src io.ReaderAt, size int64) (*Header, []byte, error) {
+	head := make([]byte, min(size, hdrLen))
+	if err := readFull(src, head, 0, "header"); err != nil {
+		return nil, nil, err
+	}
+	h, err := parseHeader(head, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cmd [1]byte
+	if err := readFull(src, cmd[:], h.DataOffset, "record"); err != nil {
+		return nil, nil, err
+	}
+	boot := make([]byte, min(512, int64(h.ClusterSize)))
+	if cmd[0] == cmdNext {
+		if err := readFull(src, boot, h.DataOffset+1, "record"); err != nil {
+			return nil, nil, err
+		}
+	}
+	return h, boot, nil
+}
