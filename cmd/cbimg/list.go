@@ -19,7 +19,7 @@ type listJSON struct {
 	Partition  string   `json:"partition"` // partition holding it, "" for a file
 	Path       string   `json:"path"`
 	Size       int64    `json:"size"`
-	Format     string   `json:"format"` // "cbi", "partclone", "ntfsclone", ...
+	Format     string   `json:"format"`      // "cbi", "partclone", "ntfsclone", ...
 	FileSystem string   `json:"file_system"` // of the partition it was made from
 	Source     string   `json:"source"`
 	Label      string   `json:"label"`
