@@ -328,3 +328,43 @@ func TestForeignBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestForeignFound: list finds partclone and ntfsclone images by content in
+// a directory and inside a FAT volume (read raw), and a PARTITION:PATH name
+// of one opens it.
+func TestForeignFound(t *testing.T) {
+	testvol.Need(t, "mcopy")
+	cases := foreignCases(t)
+	dir := t.TempDir()
+	vol := testvol.Copy(t, testvol.FAT(t, testvol.FATSpec{Bits: 32, Content: "basic"}))
+	for i, c := range []foreignCase{cases[3], cases[7]} {
+		name := []string{"pc.bin", "nc.bin"}[i] // names that say nothing
+		b, _ := os.ReadFile(c.img)
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		testvol.Run(t, "mcopy", "-i", vol, c.img, "::/"+name)
+	}
+	for _, where := range []string{dir, vol} {
+		out, stderr, code := cbimg(t, nil, "list", "--json", where)
+		var found []struct {
+			Location, Format, Error string
+			FileSystem              string `json:"file_system"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &found) != nil {
+			t.Fatalf("list %s: %d %s", where, code, stderr)
+		}
+		formats := map[string]string{}
+		for _, f := range found {
+			formats[filepath.Base(f.Location)] = f.Format + "/" + f.FileSystem + f.Error
+		}
+		if formats["pc.bin"] != "partclone/fat16" || formats["nc.bin"] != "ntfsclone/ntfs" {
+			t.Errorf("list %s: %v", where, formats)
+		}
+	}
+	out, stderr, code := cbimg(t, nil, "info", "--json", vol+":/nc.bin")
+	if code != 0 || !strings.Contains(out, `"format": "ntfsclone"`) {
+		t.Errorf("info PARTITION:PATH: %d %s %s", code, out, stderr)
+	}
+	if out, stderr, code := cbimg(t, nil, "cat", vol+":/pc.bin", "/Data/4097.bin"); code != 0 || len(out) != 4097 {
+		t.Errorf("cat through PARTITION:PATH: %d %s", code, stderr)
+	}
+}
