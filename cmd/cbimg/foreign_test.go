@@ -368,3 +368,37 @@ func TestForeignFound(t *testing.T) {
 		t.Errorf("cat through PARTITION:PATH: %d %s", code, stderr)
 	}
 }
+
+// TestForeignRestoreRefused: restore of a partclone image takes the same
+// safety checks as a .cbi: a target too small and a mounted target are
+// refused (exit 4) with nothing written.
+func TestForeignRestoreRefused(t *testing.T) {
+	testvol.Need(t, "losetup", "ntfs-3g")
+	dir := t.TempDir()
+	img := testvol.Partclone(t, "partclone.fat16", testvol.Real(t, "fat/mkfs-fat16-lfn.img"), false)
+	small := filepath.Join(dir, "small")
+	os.WriteFile(small, bytes.Repeat([]byte{0xAA}, 1<<20), 0o600)
+	loop := strings.TrimSpace(testvol.Run(t, "losetup", "--show", "-f", small))
+	defer exec.Command("losetup", "-d", loop).Run()
+	_, stderr, code := cbimg(t, nil, "restore", "--yes", img, loop)
+	if code != exitRefused || !strings.Contains(stderr, "2560000") {
+		t.Errorf("restore to a 1 MiB device: exit %d %s", code, stderr)
+	}
+	// A mounted NTFS target.
+	vol := testvol.Copy(t, testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}))
+	pc := testvol.Partclone(t, "partclone.ntfs", testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}), false)
+	loop2 := strings.TrimSpace(testvol.Run(t, "losetup", "--show", "-f", vol))
+	defer exec.Command("losetup", "-d", loop2).Run()
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	testvol.Run(t, "ntfs-3g", "-o", "ro", loop2, mnt)
+	defer exec.Command("fusermount", "-u", mnt).Run()
+	before, _ := os.ReadFile(vol)
+	_, stderr, code = cbimg(t, nil, "restore", "--yes", pc, loop2)
+	if code != exitRefused || !strings.Contains(stderr, "mounted") {
+		t.Errorf("restore to a mounted device: exit %d %s", code, stderr)
+	}
+	if after, _ := os.ReadFile(vol); !bytes.Equal(before, after) {
+		t.Errorf("a refused restore changed the target")
+	}
+}

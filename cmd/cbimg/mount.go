@@ -151,6 +151,9 @@ func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePat
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	for _, note := range r.Info().Notes {
+		logger.Printf("cbimg: note: %s", note)
+	}
 	abs, _ := filepath.Abs(imagePath)
 	m, err := mountImage(mountpoint, r, o.Files, &mount.Options{
 		AllowOther: o.AllowOther, DirectIO: o.DirectIO, FsName: abs, ModTime: r.Info().Created, Logger: logger, Debug: o.Debug,
