@@ -129,7 +129,7 @@ type walker struct {
 func (r *Reader) walker(ctx context.Context, data bool, prog func(int64)) *walker {
 	h := r.Header
 	w := &walker{r: r, ctx: ctx, off: h.DataOffset, limit: h.Clusters, data: data, prog: prog,
-		in: bufio.NewReaderSize(io.NewSectionReader(r.src, h.DataOffset, r.size-h.DataOffset), 4<<20)}
+		in: bufio.NewReaderSize(io.NewSectionReader(r.src, h.DataOffset, r.size-h.DataOffset), int(min(4<<20, max(r.size-h.DataOffset, 16))))}
 	if h.HasTail() {
 		w.limit++
 	}
