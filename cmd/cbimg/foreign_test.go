@@ -260,6 +260,21 @@ func TestForeignMount(t *testing.T) {
 					t.Errorf("volume.raw of %s: %d bytes (%v), differs from the reference", filepath.Base(img), len(got), err)
 				}
 			}
+			// --files: a file read through the mount is what cat gives.
+			mnt := filepath.Join(dir, "files")
+			os.Mkdir(mnt, 0o755)
+			if _, stderr, code := cbimg(t, nil, "mount", "--files", c.img, mnt); code != 0 {
+				t.Fatalf("mount --files: %s", stderr)
+			}
+			got, err := os.ReadFile(filepath.Join(mnt, "Data", "4097.bin"))
+			if _, stderr, code := cbimg(t, nil, "umount", mnt); code != 0 {
+				exec.Command("fusermount", "-u", "-z", mnt).Run()
+				t.Errorf("umount: %s", stderr)
+			}
+			want2, _, _ := cbimg(t, nil, "cat", c.img, "/Data/4097.bin")
+			if err != nil || len(got) != 4097 || string(got) != want2 {
+				t.Errorf("mount --files: /Data/4097.bin: %d bytes, %v", len(got), err)
+			}
 		})
 	}
 }
