@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/mount"
 	"github.com/cbimg/cbimg/volume"
@@ -143,7 +142,7 @@ func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePat
 	if err := mount.Check(mountpoint); err != nil {
 		return mountError(err)
 	}
-	r, err := anyimage.Open(imagePath, &anyimage.Options{CacheBytes: cacheBytes})
+	r, err := openAny(g, imagePath, cacheBytes)
 	if err != nil {
 		return fmt.Errorf("%s: %w", imagePath, err)
 	}

@@ -51,7 +51,7 @@ func runVerify(cmd *cobra.Command, g *globalOptions, name string) error {
 			j.Problems = append(j.Problems, problemJSON{"io", -1, err.Error()})
 		}
 	}
-	r, err := anyimage.Open(name, nil) // a path, PARTITION:PATH, or any kind's name
+	r, err := openAny(g, name, 0) // a path, PARTITION:PATH, or any kind's name
 	if err == nil {
 		defer r.Close()
 		p := newProgress(g)
