@@ -18,6 +18,7 @@ type listJSON struct {
 	Partition  string   `json:"partition"` // partition holding it, "" for a file
 	Path       string   `json:"path"`
 	Size       int64    `json:"size"`
+	Format     string   `json:"format"`      // "cbi", "partclone", "ntfsclone", ...
 	FileSystem string   `json:"file_system"` // of the partition it was made from
 	Source     string   `json:"source"`
 	Label      string   `json:"label"`
@@ -47,7 +48,7 @@ file system, date and the partitions it restores to.`,
 			}
 			out := make([]listJSON, 0, len(found))
 			for _, f := range found {
-				j := listJSON{Location: f.Location, Partition: f.Partition, Path: f.Path, Size: f.Size,
+				j := listJSON{Location: f.Location, Partition: f.Partition, Path: f.Path, Size: f.Size, Format: f.Format,
 					Targets: append([]string{}, f.Targets...), InPlace: append([]string{}, f.InPlace...)}
 				if h := f.Header; h != nil {
 					j.FileSystem, j.Source, j.Label = h.FSName(), h.SourceName, h.Label

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/cbimg/cbimg/disk"
-	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/mount"
 	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
@@ -143,7 +142,7 @@ func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePat
 	if err := mount.Check(mountpoint); err != nil {
 		return mountError(err)
 	}
-	r, err := image.Open(imagePath, &image.Options{CacheBytes: cacheBytes})
+	r, err := openAny(g, imagePath, cacheBytes)
 	if err != nil {
 		return fmt.Errorf("%s: %w", imagePath, err)
 	}
@@ -151,9 +150,12 @@ func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePat
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	for _, note := range r.Info().Notes {
+		logger.Printf("cbimg: note: %s", note)
+	}
 	abs, _ := filepath.Abs(imagePath)
 	m, err := mountImage(mountpoint, r, o.Files, &mount.Options{
-		AllowOther: o.AllowOther, DirectIO: o.DirectIO, FsName: abs, ModTime: r.Header.Created, Logger: logger, Debug: o.Debug,
+		AllowOther: o.AllowOther, DirectIO: o.DirectIO, FsName: abs, ModTime: r.Info().Created, Logger: logger, Debug: o.Debug,
 	})
 	if err != nil {
 		return mountError(err)
