@@ -51,6 +51,32 @@ func (b *browser) load() {
 	if err != nil {
 		b.err = err.Error()
 	}
+	// Damaged entries are listed and marked; the first one is named here.
+	n, first := 0, error(nil)
+	for _, d := range ents {
+		if derr := damage(d); derr != nil {
+			n++
+			first = cmpFirst(first, derr)
+		}
+	}
+	if n > 0 && b.err == "" {
+		b.err = fmt.Sprintf("%d damaged entries (listed, not opened); first: %v", n, first)
+	}
+}
+
+// damage says why a listed entry cannot be trusted, or nil.
+func damage(d fs.DirEntry) error {
+	if x, ok := d.(interface{ Entry() *browse.Entry }); ok && x.Entry() != nil {
+		return x.Entry().Damage
+	}
+	return nil
+}
+
+func cmpFirst(first, err error) error {
+	if first == nil {
+		return err
+	}
+	return first
 }
 
 func (b *browser) entry(i int) *browse.Entry {
@@ -101,6 +127,10 @@ func (b *browser) open(m *Model) (tea.Model, tea.Cmd) {
 	i := b.index(b.cur)
 	if i < 0 {
 		b.up()
+		return m, nil
+	}
+	if i < len(b.ents) && damage(b.ents[i]) != nil {
+		m.notice = damage(b.ents[i]).Error()
 		return m, nil
 	}
 	if i < len(b.ents) && b.ents[i].IsDir() {
@@ -235,6 +265,9 @@ func (b *browser) view(m *Model) (string, []string, string) {
 			if e.Reparse {
 				note = " (link)"
 			}
+		}
+		if damage(b.ents[i]) != nil {
+			note = " (damaged)"
 		}
 		if b.ents[i].IsDir() {
 			name += "/"

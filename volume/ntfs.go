@@ -27,6 +27,9 @@ type ntfsVol struct {
 	dirMu    sync.Mutex
 	dirCache map[uint64]*ntfsDirCacheEntry
 	dirTick  uint64
+
+	checkMu sync.Mutex
+	checked map[entryKey]error // results of checkEntry
 }
 
 // Caps on what on-disk counts may make us allocate or loop over.
