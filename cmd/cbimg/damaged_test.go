@@ -1,0 +1,121 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cbimg/cbimg/internal/damage"
+	"github.com/cbimg/cbimg/internal/testvol"
+)
+
+// noPanic fails when a command's standard error shows a Go panic.
+func noPanic(t *testing.T, what, stderr string) {
+	t.Helper()
+	if strings.Contains(stderr, "panic:") || strings.Contains(stderr, "goroutine ") {
+		t.Fatalf("%s panicked:\n%s", what, stderr)
+	}
+}
+
+// Every browsing command on images of damaged NTFS volumes, through the
+// binary: the damaged entry is listed and marked, named on standard error,
+// never followed, the rest is listed and extracted, and every command exits
+// 5 at the end (README "Damaged directory entries").
+func TestDamagedEntriesCLI(t *testing.T) {
+	testvol.Need(t, "mkntfs")
+	vol := testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"})
+	dir := t.TempDir()
+	clean := filepath.Join(dir, "clean.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", "-q", vol, clean); code != 0 {
+		t.Fatalf("backup: %d %s", code, stderr)
+	}
+	all, stderr, code := cbimg(t, nil, "ls", "-r", clean)
+	if code != 0 {
+		t.Fatalf("ls -r of the undamaged image: %d %s", code, stderr)
+	}
+	for i, s := range damage.NTFSShapes() {
+		t.Run(s.Name, func(t *testing.T) {
+			c := testvol.Copy(t, vol)
+			if err := s.Apply(c); err != nil {
+				t.Fatalf("damage: %v", err)
+			}
+			img := filepath.Join(dir, strings.ReplaceAll(s.Name, " ", "-")+".cbi")
+			if _, stderr, code := cbimg(t, nil, "backup", "-q", c, img); code != 0 {
+				t.Fatalf("backup of the damaged volume: %d %s", code, stderr)
+			}
+			hides := s.Hides
+			if hides == "" {
+				hides = s.Entry
+			}
+			parent := path.Dir(hides)
+			mark := s.Entry + "\t[damaged]"
+
+			out, stderr, code := cbimg(t, nil, "ls", img, parent)
+			noPanic(t, "ls", stderr)
+			if code != exitFS || !strings.Contains(out, mark+"\n") || !strings.Contains(stderr, "damaged entry") {
+				t.Errorf("ls %s: exit %d, stdout:\n%s\nstderr: %s", parent, code, out, stderr)
+			}
+
+			out, stderr, code = cbimg(t, nil, "ls", "-r", img)
+			noPanic(t, "ls -r", stderr)
+			if code != exitFS || !strings.Contains(out, mark+"\n") {
+				t.Errorf("ls -r: exit %d, stdout:\n%s\nstderr: %s", code, out, stderr)
+			}
+			listed := map[string]bool{}
+			for _, l := range strings.Split(out, "\n") {
+				listed[strings.Split(l, "\t")[0]] = true
+			}
+			for _, l := range strings.Split(strings.TrimSpace(all), "\n") {
+				p := strings.Split(l, "\t")[0]
+				if p != hides && !strings.HasPrefix(p, hides+"/") && !listed[p] {
+					t.Errorf("ls -r: %s lost", p)
+				}
+			}
+
+			out, stderr, code = cbimg(t, nil, "ls", "-r", "--long", img)
+			noPanic(t, "ls -r --long", stderr)
+			if code != exitFS || !strings.Contains(out, s.Entry+"  [damaged: ") {
+				t.Errorf("ls -r --long: exit %d, stdout:\n%s\nstderr: %s", code, out, stderr)
+			}
+
+			out, stderr, code = cbimg(t, nil, "ls", "-r", "--json", img)
+			noPanic(t, "ls --json", stderr)
+			var list []lsJSON
+			if err := json.Unmarshal([]byte(out), &list); err != nil || code != exitFS {
+				t.Errorf("ls --json: exit %d, %v\n%s", code, err, stderr)
+			}
+			found := false
+			for _, j := range list {
+				found = found || j.Path == s.Entry && j.Type == "damaged" && j.Damaged != ""
+			}
+			if !found {
+				t.Errorf("ls --json: %s not listed as damaged", s.Entry)
+			}
+
+			if !strings.Contains(s.Name, "slash") {
+				out, stderr, code = cbimg(t, nil, "cat", img, s.Entry)
+				noPanic(t, "cat", stderr)
+				if code != exitFS || out != "" {
+					t.Errorf("cat %s: exit %d, %d bytes out, stderr: %s", s.Entry, code, len(out), stderr)
+				}
+			}
+			if _, stderr, code := cbimg(t, nil, "cat", img, "/Documents/readme.txt"); code != 0 {
+				t.Errorf("cat of a sound file: %d %s", code, stderr)
+			}
+
+			dest := filepath.Join(t.TempDir(), "out")
+			_, stderr, code = cbimg(t, nil, "extract", img, "/", "-C", dest)
+			noPanic(t, "extract", stderr)
+			if code != exitFS || !strings.Contains(stderr, "failed "+s.Entry+":") {
+				t.Errorf("extract: exit %d, stderr: %s", code, stderr)
+			}
+			if i == 0 {
+				t.Logf("extract: %s", stderr)
+			}
+		})
+	}
+}
