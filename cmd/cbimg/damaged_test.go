@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -115,6 +116,44 @@ func TestDamagedEntriesCLI(t *testing.T) {
 			}
 			if i == 0 {
 				t.Logf("extract: %s", stderr)
+			}
+		})
+	}
+}
+
+// A FAT boot sector past the bounds (more FATs than any tool makes, a root
+// directory that does not fill whole sectors) is refused with exit 5.
+func TestFATBootBoundsCLI(t *testing.T) {
+	testvol.Need(t, "mkfs.fat", "mcopy")
+	vol := testvol.FAT(t, testvol.FATSpec{Bits: 16, Content: "basic"})
+	for _, c := range []struct {
+		name string
+		off  int64
+		b    []byte
+		want string
+	}{
+		{"255 FATs", 16, []byte{255}, "number of FATs is 255"},
+		{"0xffff root entries", 17, []byte{0xff, 0xff}, "65535 root directory entries"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := testvol.Copy(t, vol)
+			f, err := os.OpenFile(v, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.WriteAt(c.b, c.off)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			img := filepath.Join(t.TempDir(), "i.cbi")
+			_, stderr, code := cbimg(t, nil, "backup", v, img)
+			noPanic(t, "backup", stderr)
+			if code != exitFS || !strings.Contains(stderr, c.want) {
+				t.Errorf("backup: exit %d, stderr: %s", code, stderr)
+			}
+			if _, err := os.Stat(img); err == nil {
+				t.Error("an image was left")
 			}
 		})
 	}
