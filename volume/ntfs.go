@@ -29,7 +29,7 @@ type ntfsVol struct {
 	dirTick  uint64
 
 	checkMu sync.Mutex
-	checked map[entryKey]error // results of checkEntry
+	checked map[entryKey]entryCheck // results of checkEntry
 }
 
 // Caps on what on-disk counts may make us allocate or loop over.

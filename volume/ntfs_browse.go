@@ -67,7 +67,7 @@ type NTFSDirEntry struct {
 	Seq      uint16 // record sequence number
 	Dir      bool
 	Size     int64  // main stream size; in ReadDir results, the index's copy, which Windows may update late
-	Attr     uint32 // NTFSAttr* flags
+	Attr     uint32 // NTFSAttr* flags (in ReadDir results, from the file's record, as Stat gives them)
 	Created  time.Time
 	Modified time.Time
 	Changed  time.Time // MFT record change time
@@ -138,7 +138,7 @@ func (f *NTFSFS) resolve(op, path string) (*ntfsDirEntry, []uint64, error) {
 		if ent == nil {
 			return nil, nil, f.pathErr(op, path, fs.ErrNotExist)
 		}
-		if err := f.v.checkEntry(dir, ent, chain); err != nil {
+		if _, err := f.v.checkEntry(dir, ent, chain); err != nil {
 			return nil, nil, f.pathErr(op, path, err)
 		}
 		chain = append(chain, dir)
@@ -177,7 +177,7 @@ func (f *NTFSFS) ReadDir(path string) ([]NTFSDirEntry, error) {
 		}
 		le := indexEntry(e)
 		le.Parent = dir
-		le.Err = f.v.checkEntry(dir, e, chain)
+		le.Attr, le.Err = f.v.checkEntry(dir, e, chain)
 		out = append(out, le)
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 )
@@ -23,44 +24,52 @@ type entryKey struct {
 	name string
 }
 
+type entryCheck struct {
+	attr uint32
+	err  error
+}
+
 // checkEntry returns why index entry ent of directory dir cannot be
-// trusted, or nil. above lists the directories from the root down to
-// dir's parent.
-func (v *ntfsVol) checkEntry(dir uint64, ent *ntfsDirEntry, above []uint64) error {
+// trusted, or nil, and the file attributes its record holds (the index's
+// copy may lag). above lists the directories from the root down to dir's
+// parent.
+func (v *ntfsVol) checkEntry(dir uint64, ent *ntfsDirEntry, above []uint64) (uint32, error) {
+	attr := ent.fn.flags &^ fnFlagDirectory
 	idxDir := ent.fn.flags&fnFlagDirectory != 0
 	what := fmt.Sprintf("entry %q of directory record %d", ent.fn.name, dir)
 	bad := func(off int64, format string, args ...any) error {
 		return &FormatError{What: what, Offset: off, Msg: fmt.Sprintf(format, args...), Err: ErrCorrupt}
 	}
 	if !validEntryName(ent.fn.name) {
-		return bad(-1, "the name cannot be a path component")
+		return attr, bad(-1, "the name cannot be a path component")
 	}
 	if ent.rec == dir {
-		return bad(-1, "points to record %d, its own directory", ent.rec)
+		return attr, bad(-1, "points to record %d, its own directory", ent.rec)
 	}
 	for _, a := range above {
 		if ent.rec == a {
-			return bad(-1, "points to record %d, a directory above it", ent.rec)
+			return attr, bad(-1, "points to record %d, a directory above it", ent.rec)
 		}
 	}
 	k := entryKey{dir, ent.rec, ent.seq, idxDir, ent.fn.name}
 	v.checkMu.Lock()
-	err, ok := v.checked[k]
+	c, ok := v.checked[k]
 	v.checkMu.Unlock()
 	if ok {
-		return err
+		return c.attr, c.err
 	}
-	err = v.checkRecord(dir, ent, idxDir, bad)
+	c.attr = attr
+	c.err = v.checkRecord(dir, ent, idxDir, &c.attr, bad)
 	v.checkMu.Lock()
 	if v.checked == nil || len(v.checked) >= entryCheckCache {
-		v.checked = make(map[entryKey]error)
+		v.checked = make(map[entryKey]entryCheck)
 	}
-	v.checked[k] = err
+	v.checked[k] = c
 	v.checkMu.Unlock()
-	return err
+	return c.attr, c.err
 }
 
-func (v *ntfsVol) checkRecord(dir uint64, ent *ntfsDirEntry, idxDir bool, bad func(int64, string, ...any) error) error {
+func (v *ntfsVol) checkRecord(dir uint64, ent *ntfsDirEntry, idxDir bool, attr *uint32, bad func(int64, string, ...any) error) error {
 	r, attrs, err := v.fileAttrs(ent.rec, ent.seq)
 	if err != nil {
 		return bad(-1, "points to record %d: %v", ent.rec, err)
@@ -68,6 +77,9 @@ func (v *ntfsVol) checkRecord(dir uint64, ent *ntfsDirEntry, idxDir bool, bad fu
 	off := v.recordOffset(ent.rec)
 	if r.isDir() != idxDir {
 		return bad(off, "the index says %s, record %d is %s", kind(idxDir), ent.rec, kind(r.isDir()))
+	}
+	if si := attrsOf(attrs, attrStandardInfo, ""); len(si) > 0 && si[0].resident && len(si[0].value) >= 0x24 {
+		*attr = binary.LittleEndian.Uint32(si[0].value[0x20:])
 	}
 	var names []string
 	for _, a := range attrsOf(attrs, attrFileName, "") {
