@@ -313,6 +313,11 @@ func (f *FS) readDir(name string) ([]fs.DirEntry, error) {
 		}
 		out = make([]fs.DirEntry, 0, len(list))
 		for _, le := range list {
+			if le.Err != nil {
+				// A name that cannot be one path element ("a/b", "..") is
+				// shown made safe: it is damaged and never looked up.
+				le.Name, _ = SafeName(le.Name, false)
+			}
 			p := prefix + le.Name
 			e := ntfsEntry(p, le)
 			e.Damage = le.Err

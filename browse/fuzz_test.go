@@ -4,7 +4,9 @@ package browse
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -50,7 +52,12 @@ func shapeSeeds(f *testing.F, path string, shapes []damage.Shape) []byte {
 		Patch []byte
 	}
 	var seeds []seed
-	cache := filepath.Join(os.TempDir(), "cbimg-fuzzseeds-"+filepath.Base(path)+".json")
+	names := ""
+	for _, s := range shapes {
+		names += s.Name + s.Entry + "\n"
+	}
+	sum := sha256.Sum256([]byte(names))
+	cache := filepath.Join(os.TempDir(), fmt.Sprintf("cbimg-fuzzseeds-%s-%x.json", filepath.Base(path), sum[:6]))
 	if b, err := os.ReadFile(cache); err != nil || json.Unmarshal(b, &seeds) != nil || len(seeds) == 0 {
 		seeds = nil
 		for _, s := range shapes {

@@ -18,8 +18,10 @@ import (
 // Shape is one kind of damage.
 type Shape struct {
 	Name string
-	// Entry is the volume path of the entry the damage makes untrustworthy;
-	// browsing must list it, mark it and never follow it.
+	// Entry is the volume path of the entry the damage makes untrustworthy,
+	// as browsing lists it (a name that cannot be a path element is shown
+	// made safe, "/" as "_"); browsing must list it, mark it and never
+	// follow it.
 	Entry string
 	// Hides is the path of the undamaged volume the damage takes away (with
 	// everything below it); "" means Entry.
@@ -64,7 +66,7 @@ func NTFSShapes() []Shape {
 		{"ntfs name mismatch", "/Data/1MiC.bin", "/Data/1MiB.bin", ntfsEntry("/Data/1MiB.bin", func(v *ntfsVol, e []byte) error {
 			return setName(e, "1MiC.bin")
 		})},
-		{"ntfs name with a slash", "/Data/4095/bin", "/Data/4095.bin", ntfsEntry("/Data/4095.bin", func(v *ntfsVol, e []byte) error {
+		{"ntfs name with a slash", "/Data/4095_bin", "/Data/4095.bin", ntfsEntry("/Data/4095.bin", func(v *ntfsVol, e []byte) error {
 			return setName(e, "4095/bin")
 		})},
 		{"ntfs index says file, record is a directory", "/Data/Nested", "", ntfsEntry("/Data/Nested", func(v *ntfsVol, e []byte) error {
