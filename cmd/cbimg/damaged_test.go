@@ -38,6 +38,19 @@ func TestDamagedEntriesCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("ls -r of the undamaged image: %d %s", code, stderr)
 	}
+	// An index node that is its own child changes nothing for the reader:
+	// everything is listed and the exit code is 0.
+	loop := testvol.Copy(t, vol)
+	if err := damage.NTFSNodeLoop().Apply(loop); err != nil {
+		t.Fatal(err)
+	}
+	loopImg := filepath.Join(dir, "loop.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", "-q", loop, loopImg); code != 0 {
+		t.Fatalf("backup: %d %s", code, stderr)
+	}
+	if out, stderr, code := cbimg(t, nil, "ls", "-r", loopImg); code != 0 || out != all {
+		t.Errorf("ls -r with an index node loop: exit %d, %s\n%s", code, stderr, out)
+	}
 	for i, s := range damage.NTFSShapes() {
 		t.Run(s.Name, func(t *testing.T) {
 			c := testvol.Copy(t, vol)

@@ -448,3 +448,75 @@ func raw83(s string) string {
 	base, ext, _ := strings.Cut(strings.ToUpper(s), ".")
 	return fmt.Sprintf("%-8s%-3s", base, ext)
 }
+
+// NTFSNodeLoop makes the first INDX block of /Data a parent of itself: its
+// end entry gains a child pointer to its own VCN. A reader that follows
+// child pointers loops; the listing must stay complete with nothing
+// damaged (Entry is "").
+func NTFSNodeLoop() Shape {
+	return Shape{Name: "ntfs index node pointing to itself", Apply: func(file string) error {
+		f, err := os.OpenFile(file, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		nfs, err := volume.OpenNTFSFS(f, st.Size())
+		if err != nil {
+			return err
+		}
+		mft, err := nfs.OpenRecord(0, "")
+		if err != nil {
+			return err
+		}
+		v := &ntfsVol{fs: nfs, f: f, mft: mft.Runs(), cs: int64(nfs.Info().ClusterSize), rs: int64(nfs.Boot().RecordSize)}
+		dir, err := nfs.Stat("/Data")
+		if err != nil {
+			return err
+		}
+		off, err := v.recOffset(dir.Record)
+		if err != nil {
+			return err
+		}
+		rec := make([]byte, v.rs)
+		if _, err := f.ReadAt(rec, off); err != nil {
+			return err
+		}
+		if err := fixups(rec, false); err != nil {
+			return err
+		}
+		blocks, err := v.indexBlocks(rec)
+		if err != nil || len(blocks) == 0 {
+			return fmt.Errorf("/Data has no INDX block: %v", err)
+		}
+		b := blocks[0]
+		le := binary.LittleEndian
+		node := b.data[0x18:]
+		vcn := le.Uint64(b.data[0x10:])
+		end, alloc := int(le.Uint32(node[4:])), int(le.Uint32(node[8:]))
+		for q := int(le.Uint32(node[0:])); q+16 <= end; {
+			el, fl := int(le.Uint16(node[q+8:])), le.Uint16(node[q+12:])
+			if fl&2 == 0 {
+				q += el
+				continue
+			}
+			if fl&1 != 0 || q+el+8 > alloc {
+				return fmt.Errorf("end entry already has a child, or no room")
+			}
+			le.PutUint16(node[q+8:], uint16(el+8))
+			le.PutUint16(node[q+12:], fl|1)
+			le.PutUint64(node[q+el:], vcn)
+			le.PutUint32(node[4:], uint32(end+8))
+			node[0x0C] |= 1 // the node has children
+			if err := fixups(b.data, true); err != nil {
+				return err
+			}
+			_, err = f.WriteAt(b.data, b.off)
+			return err
+		}
+		return fmt.Errorf("no end entry in /Data's first INDX block")
+	}}
+}
