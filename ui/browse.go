@@ -54,7 +54,7 @@ func (b *browser) load() {
 	// Damaged entries are listed and marked; the first one is named here.
 	n, first := 0, error(nil)
 	for _, d := range ents {
-		if derr := damage(d); derr != nil {
+		if derr := entryDamage(d); derr != nil {
 			n++
 			first = cmpFirst(first, derr)
 		}
@@ -64,8 +64,8 @@ func (b *browser) load() {
 	}
 }
 
-// damage says why a listed entry cannot be trusted, or nil.
-func damage(d fs.DirEntry) error {
+// entryDamage says why a listed entry cannot be trusted, or nil.
+func entryDamage(d fs.DirEntry) error {
 	if x, ok := d.(interface{ Entry() *browse.Entry }); ok && x.Entry() != nil {
 		return x.Entry().Damage
 	}
@@ -129,8 +129,8 @@ func (b *browser) open(m *Model) (tea.Model, tea.Cmd) {
 		b.up()
 		return m, nil
 	}
-	if i < len(b.ents) && damage(b.ents[i]) != nil {
-		m.notice = damage(b.ents[i]).Error()
+	if i < len(b.ents) && entryDamage(b.ents[i]) != nil {
+		m.notice = entryDamage(b.ents[i]).Error()
 		return m, nil
 	}
 	if i < len(b.ents) && b.ents[i].IsDir() {
@@ -266,12 +266,12 @@ func (b *browser) view(m *Model) (string, []string, string) {
 				note = " (link)"
 			}
 		}
-		if damage(b.ents[i]) != nil {
-			note = " (damaged)"
-		}
 		if b.ents[i].IsDir() {
 			name += "/"
 			size = "<dir>"
+		}
+		if entryDamage(b.ents[i]) != nil {
+			size, when, note = "damaged", "(not opened)", ""
 		}
 		body = append(body, fmt.Sprintf("%s%-*s %10s  %-16s%s", mark, nameW, fit(name, nameW), size, when, note))
 	}
