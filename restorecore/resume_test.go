@@ -29,22 +29,7 @@ func TestResume(t *testing.T) {
 
 	target := filepath.Join(dir, "resumed")
 	journal := img + ".resume"
-	ctx, cancel := context.WithCancel(context.Background())
-	_, err := restorecore.Restore(ctx, restorecore.Options{Image: img, Target: target, Journal: journal,
-		Progress: func(p restorecore.Progress) {
-			if p.Phase == "write" && p.Done > 8<<20 {
-				cancel()
-			}
-		}})
-	cancel()
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted restore: %v", err)
-	}
-	var j struct{ Done int64 }
-	b, err := os.ReadFile(journal)
-	if err != nil || json.Unmarshal(b, &j) != nil || j.Done < 4<<20 {
-		t.Fatalf("journal after interruption: %s %v", b, err)
-	}
+	interrupted(t, img, target, journal)
 	head := make([]byte, 512)
 	f, _ := os.Open(target)
 	f.ReadAt(head, 0)

@@ -90,13 +90,14 @@ func tree(t *testing.T, b browser) map[string]error {
 			t.Fatalf("list %s: %v", dir, err)
 		}
 		for i, name := range names {
-			p := strings.TrimSuffix(dir, "/") + "/" + name
+			// Keyed as browsing shows names that cannot be a path element.
+			p := strings.TrimSuffix(dir, "/") + "/" + strings.ReplaceAll(name, "/", "_")
 			out[p] = errs[i]
 			if errs[i] != nil {
 				if !errors.Is(errs[i], volume.ErrCorrupt) {
 					t.Errorf("%s: damage %v does not wrap ErrCorrupt", p, errs[i])
 				}
-				if err := b.stat(p); err == nil || errors.Is(err, fs.ErrNotExist) && !strings.Contains(name, "/") {
+				if err := b.stat(strings.TrimSuffix(dir, "/") + "/" + name); err == nil || errors.Is(err, fs.ErrNotExist) && !strings.Contains(name, "/") {
 					t.Errorf("stat of damaged %s: %v, want a corruption error", p, err)
 				}
 				continue

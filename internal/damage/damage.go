@@ -157,42 +157,57 @@ func (v *ntfsVol) recOffset(n uint64) (int64, error) {
 	return 0, fmt.Errorf("MFT record %d past the $MFT runs", n)
 }
 
+// openNTFS opens an NTFS volume file for patching.
+func openNTFS(file string) (*ntfsVol, error) {
+	f, err := os.OpenFile(file, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil {
+		var nfs *volume.NTFSFS
+		if nfs, err = volume.OpenNTFSFS(f, st.Size()); err == nil {
+			var mft *volume.NTFSFile
+			if mft, err = nfs.OpenRecord(0, ""); err == nil {
+				v := &ntfsVol{fs: nfs, f: f, mft: mft.Runs(), cs: int64(nfs.Info().ClusterSize), rs: int64(nfs.Boot().RecordSize)}
+				v.nrec = uint64(mft.Size() / v.rs)
+				return v, nil
+			}
+		}
+	}
+	f.Close()
+	return nil, err
+}
+
+// dirRecord reads the MFT record of directory p with fixups undone, and
+// its partition offset.
+func (v *ntfsVol) dirRecord(p string) ([]byte, int64, error) {
+	dir, err := v.fs.Stat(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	off, err := v.recOffset(dir.Record)
+	if err != nil {
+		return nil, 0, err
+	}
+	rec := make([]byte, v.rs)
+	if _, err := v.f.ReadAt(rec, off); err != nil {
+		return nil, 0, err
+	}
+	return rec, off, fixups(rec, false)
+}
+
 // ntfsEntry applies change to the index entry of p in its directory's
 // $INDEX_ROOT (the entry's bytes from its MFT reference on).
 func ntfsEntry(p string, change func(*ntfsVol, []byte) error) func(string) error {
 	return func(file string) error {
-		f, err := os.OpenFile(file, os.O_RDWR, 0)
+		v, err := openNTFS(file)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		st, err := f.Stat()
+		defer v.f.Close()
+		rec, off, err := v.dirRecord(path.Dir(p))
 		if err != nil {
-			return err
-		}
-		nfs, err := volume.OpenNTFSFS(f, st.Size())
-		if err != nil {
-			return err
-		}
-		mft, err := nfs.OpenRecord(0, "")
-		if err != nil {
-			return err
-		}
-		v := &ntfsVol{fs: nfs, f: f, mft: mft.Runs(), cs: int64(nfs.Info().ClusterSize), rs: int64(nfs.Boot().RecordSize)}
-		v.nrec = uint64(mft.Size() / v.rs)
-		dir, err := nfs.Stat(path.Dir(p))
-		if err != nil {
-			return err
-		}
-		off, err := v.recOffset(dir.Record)
-		if err != nil {
-			return err
-		}
-		rec := make([]byte, v.rs)
-		if _, err := f.ReadAt(rec, off); err != nil {
-			return err
-		}
-		if err := fixups(rec, false); err != nil {
 			return err
 		}
 		// The entry sits in the $INDEX_ROOT, or in an INDX block.
@@ -219,7 +234,7 @@ func ntfsEntry(p string, change func(*ntfsVol, []byte) error) func(string) error
 		if err := fixups(buf, true); err != nil {
 			return err
 		}
-		_, err = f.WriteAt(buf, bufOff)
+		_, err = v.f.WriteAt(buf, bufOff)
 		return err
 	}
 }
@@ -455,37 +470,13 @@ func raw83(s string) string {
 // damaged (Entry is "").
 func NTFSNodeLoop() Shape {
 	return Shape{Name: "ntfs index node pointing to itself", Apply: func(file string) error {
-		f, err := os.OpenFile(file, os.O_RDWR, 0)
+		v, err := openNTFS(file)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		st, err := f.Stat()
+		defer v.f.Close()
+		rec, _, err := v.dirRecord("/Data")
 		if err != nil {
-			return err
-		}
-		nfs, err := volume.OpenNTFSFS(f, st.Size())
-		if err != nil {
-			return err
-		}
-		mft, err := nfs.OpenRecord(0, "")
-		if err != nil {
-			return err
-		}
-		v := &ntfsVol{fs: nfs, f: f, mft: mft.Runs(), cs: int64(nfs.Info().ClusterSize), rs: int64(nfs.Boot().RecordSize)}
-		dir, err := nfs.Stat("/Data")
-		if err != nil {
-			return err
-		}
-		off, err := v.recOffset(dir.Record)
-		if err != nil {
-			return err
-		}
-		rec := make([]byte, v.rs)
-		if _, err := f.ReadAt(rec, off); err != nil {
-			return err
-		}
-		if err := fixups(rec, false); err != nil {
 			return err
 		}
 		blocks, err := v.indexBlocks(rec)
@@ -514,7 +505,7 @@ func NTFSNodeLoop() Shape {
 			if err := fixups(b.data, true); err != nil {
 				return err
 			}
-			_, err = f.WriteAt(b.data, b.off)
+			_, err = v.f.WriteAt(b.data, b.off)
 			return err
 		}
 		return fmt.Errorf("no end entry in /Data's first INDX block")
