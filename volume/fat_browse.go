@@ -51,8 +51,17 @@ func (f *FATFS) checkEntry(dir string, e *FATDirEntry, above []uint32) error {
 	if e.IsDir() && e.Cluster == 0 {
 		return bad("directory without a first cluster (cluster 0 is the root's alias, used only by \"..\")")
 	}
+	if e.IsDir() && e.Size != 0 {
+		return bad("directory entry with a size of %d bytes (directories have none: a file flagged as a directory?)", e.Size)
+	}
 	if e.Cluster == 0 {
 		return nil
+	}
+	if last := f.boot.ClusterCount + 1; e.Cluster < 2 || e.Cluster > last {
+		return bad("first cluster %d is outside clusters 2..%d", e.Cluster, last)
+	}
+	if t, err := f.table(); err == nil && t.get(e.Cluster) == 0 && (e.IsDir() || e.Size > 0) {
+		return bad("first cluster %d is free in the FAT", e.Cluster)
 	}
 	for i, c := range above {
 		if c != e.Cluster {

@@ -51,6 +51,7 @@ func NTFSShapes() []Shape {
 	}
 	return []Shape{
 		{"ntfs file entry to the root directory", "/Data/4095.bin", "", ntfsEntry("/Data/4095.bin", raw(5|5<<48))},
+		{"ntfs file entry in an $INDEX_ROOT to the root directory", "/Data/Nested/a/b/c/d/deep.txt", "", ntfsEntry("/Data/Nested/a/b/c/d/deep.txt", raw(5|5<<48))},
 		{"ntfs file entry to another directory", "/Data/4095.bin", "", ntfsEntry("/Data/4095.bin", ref("/Data/Nested", 0))},
 		{"ntfs directory entry to its own directory", "/Data/Nested", "", ntfsEntry("/Data/Nested", ref("/Data", 0))},
 		{"ntfs directory entry to its parent", "/Data/Nested/a", "", ntfsEntry("/Data/Nested/a", ref("/Data", 0))},
@@ -105,6 +106,22 @@ func FATShapes() []Shape {
 		{"fat directory entry to its own directory", "/Deep/Level 1/Level 2", "", fatEntry("/Deep/Level 1/Level 2", cluster("/Deep/Level 1"))},
 		{"fat directory entry to its parent", "/Deep/Level 1/Level 2", "", fatEntry("/Deep/Level 1/Level 2", cluster("/Deep"))},
 		{"fat directory entry to the root (cluster 0 on FAT12/16)", "/Deep/Level 1", "", fatEntry("/Deep/Level 1", cluster("/"))},
+		{"fat directory entry past the last cluster", "/Deep/Level 1", "", fatEntry("/Deep/Level 1", func(v *fatVol, e []byte) error {
+			c := v.fs.Boot().ClusterCount + 2
+			binary.LittleEndian.PutUint16(e[26:], uint16(c))
+			binary.LittleEndian.PutUint16(e[20:], uint16(c>>16))
+			return nil
+		})},
+		{"fat directory entry to a free cluster", "/Deep/Level 1", "", fatEntry("/Deep/Level 1", func(v *fatVol, e []byte) error {
+			c := v.fs.Boot().ClusterCount + 1 // the last cluster, free on the fixtures
+			binary.LittleEndian.PutUint16(e[26:], uint16(c))
+			binary.LittleEndian.PutUint16(e[20:], uint16(c>>16))
+			return nil
+		})},
+		{"fat file flagged as a directory", "/DOCS/README.TXT", "", fatEntry("/DOCS/README.TXT", func(v *fatVol, e []byte) error {
+			e[11] |= 0x10
+			return nil
+		})},
 		{"fat file entry to a directory above it", "/Deep/Level 1/Level 2/Level 3/Level 4/Level 5/deep file.txt", "",
 			fatEntry("/Deep/Level 1/Level 2/Level 3/Level 4/Level 5/deep file.txt", cluster("/Deep/Level 1"))},
 	}
