@@ -154,6 +154,9 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer src.close()
 	h, bitmap := src.meta()
+	if jr != nil && jr.Done > h.LogicalLen {
+		return nil, fmt.Errorf("%w: %s claims %d bytes, the image holds %d", ErrJournal, jr.path, jr.Done, h.LogicalLen)
+	}
 
 	res0 := &Result{}
 	tgt := held
@@ -233,9 +236,6 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	res.Header = h
 	var skip, synced int64 // with Resume: logical bytes already on the target
 	if jr != nil {
-		if jr.Done > h.LogicalLen {
-			return nil, fmt.Errorf("%w: %s claims %d bytes, the image holds %d", ErrJournal, jr.path, jr.Done, h.LogicalLen)
-		}
 		skip = jr.Done
 		synced = skip
 		if err := jr.save(); err != nil {

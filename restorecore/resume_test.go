@@ -162,6 +162,12 @@ func TestResumeJournalLies(t *testing.T) {
 		journal := target + ".resume"
 		interrupted(t, img, target, journal)
 		good, _ := os.ReadFile(journal)
+		// A mark where a restore writes first (the boot sector is zeroed
+		// before any data): a refused resume must leave it.
+		if f, err := os.OpenFile(target, os.O_WRONLY, 0); err == nil {
+			f.WriteAt([]byte("untouched"), 0)
+			f.Close()
+		}
 		before, _ := os.ReadFile(target)
 		bad := [][]byte{nil, good[:1], good[:len(good)/2], good[:len(good)-1],
 			bytes.Replace(good, []byte(`"done":`), []byte(`"done":9`), 1)}
