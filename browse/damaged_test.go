@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cbimg/cbimg/browse/browsetest"
 	"github.com/cbimg/cbimg/internal/damage"
 	"github.com/cbimg/cbimg/internal/testvol"
 	"github.com/cbimg/cbimg/volume"
@@ -214,4 +215,42 @@ func dirOf(s damage.Shape) string {
 		return d[1:]
 	}
 	return "."
+}
+
+// Two index entries with one name: the first is the file a path reaches,
+// the second is listed as damaged and fails extraction; the first's data
+// is extracted, never the second's under its name.
+func TestDamagedDuplicateName(t *testing.T) {
+	testvol.Need(t, "mkntfs")
+	vol := testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"})
+	want, _ := hashFile(t, openVolume(t, vol), "Data/4095.bin", "")
+	c := testvol.Copy(t, vol)
+	s := damage.NTFSDuplicateName()
+	if err := s.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	fsys := openVolume(t, c)
+	var sound, damaged int
+	fsys.Walk("Data", func(name string, e *Entry, err error) error {
+		if name != "Data/4095.bin" {
+			return nil
+		}
+		if err != nil && e != nil && e.Damage != nil {
+			damaged++
+		} else if err == nil {
+			sound++
+		}
+		return nil
+	})
+	if sound != 1 || damaged != 1 {
+		t.Fatalf("Data/4095.bin listed %d times sound, %d times damaged; want 1 and 1", sound, damaged)
+	}
+	dest := t.TempDir()
+	res, err := fsys.Extract(context.Background(), []string{"Data"}, dest, nil)
+	if !errors.Is(err, ErrExtract) || res.Failed != 1 {
+		t.Fatalf("extract: %v %+v", err, res)
+	}
+	if got := browsetest.FileHash(t, filepath.Join(dest, "Data", "4095.bin")); got != want {
+		t.Error("extracted 4095.bin is not the first entry's file")
+	}
 }

@@ -153,7 +153,7 @@ func parentOf(name string) string {
 func FuzzBrowseNTFS(f *testing.F) {
 	testvol.Need(f, "mkntfs")
 	path := testvol.NTFS(f, testvol.NTFSSpec{Content: "basic"})
-	base := shapeSeeds(f, path, append(damage.NTFSShapes(), damage.NTFSNodeLoop()))
+	base := shapeSeeds(f, path, append(damage.NTFSShapes(), damage.NTFSNodeLoop(), damage.NTFSDuplicateName()))
 	f.Fuzz(func(t *testing.T, off uint32, patch []byte) {
 		if len(patch) > 8192 {
 			return

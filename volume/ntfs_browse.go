@@ -170,6 +170,7 @@ func (f *NTFSFS) ReadDir(path string) ([]NTFSDirEntry, error) {
 		return nil, f.pathErr("readdir", path, err)
 	}
 	out := make([]NTFSDirEntry, 0, len(d.entrs))
+	seen := make(map[string]bool, len(d.entrs))
 	for i := range d.entrs {
 		e := &d.entrs[i]
 		if e.fn.namespace == nsDOS || dir == mftRecRoot && e.rec < mftFirstUser && (e.fn.name == "." || strings.HasPrefix(e.fn.name, "$")) {
@@ -178,6 +179,13 @@ func (f *NTFSFS) ReadDir(path string) ([]NTFSDirEntry, error) {
 		le := indexEntry(e)
 		le.Parent = dir
 		le.Attr, le.Err = f.v.checkEntry(dir, e, chain)
+		// Lookups find the first of two equal names; the second could
+		// only ever show the first one's data.
+		if seen[e.fn.name] && le.Err == nil {
+			le.Err = &FormatError{What: fmt.Sprintf("entry %q of directory record %d", e.fn.name, dir), Offset: -1, Err: ErrCorrupt,
+				Msg: fmt.Sprintf("a second entry with this name (record %d): it cannot be told from the first", e.rec)}
+		}
+		seen[e.fn.name] = true
 		out = append(out, le)
 	}
 	return out, nil

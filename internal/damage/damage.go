@@ -83,6 +83,14 @@ func NTFSShapes() []Shape {
 	}
 }
 
+// NTFSDuplicateName renames /Data/4097.bin's index entry to 4095.bin, the
+// name of the entry before it: a lookup by name finds the first, so the
+// second must be listed as damaged (Entry names both; Hides the lost one).
+func NTFSDuplicateName() Shape {
+	return Shape{Name: "ntfs two entries with one name", Entry: "/Data/4095.bin", Hides: "/Data/4097.bin",
+		Apply: ntfsEntry("/Data/4097.bin", func(v *ntfsVol, e []byte) error { return setName(e, "4095.bin") })}
+}
+
 // FATShapes damage the "basic" FAT fixture (any FAT type).
 func FATShapes() []Shape {
 	cluster := func(target string) func(*fatVol, []byte) error {
