@@ -392,6 +392,10 @@ func findInNode(node []byte, name string) ([]byte, error) {
 			break
 		}
 		k := node[q+16 : q+16+kl]
+		if kl < 0x42 || 0x42+2*int(k[0x40]) > kl {
+			q += el
+			continue
+		}
 		n := int(k[0x40])
 		if k[0x41] != 2 && utf16Name(k[0x42:0x42+2*n]) == name {
 			return node[q : q+el], nil
