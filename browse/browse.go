@@ -120,6 +120,12 @@ type Entry struct {
 	Attr      uint32    // NTFS file attributes (volume.NTFSAttr*) or the FAT attribute byte
 	ID        uint64    // NTFS MFT record number; FAT first cluster
 	Excluded  string    // exclusion reason when the data was left out at backup; "" otherwise
+	// Damage, set in listings, says why the entry cannot be trusted: its
+	// directory entry disagrees with the file's own record (NTFS: record
+	// missing or reused, name, parent or directory flag differs), or it
+	// points back at its own directory or one above it (a loop). A
+	// damaged entry is listed but never entered, opened or extracted.
+	Damage error
 }
 
 // Mode returns the fs.FileMode of the entry.
@@ -307,9 +313,17 @@ func (f *FS) readDir(name string) ([]fs.DirEntry, error) {
 		}
 		out = make([]fs.DirEntry, 0, len(list))
 		for _, le := range list {
+			if le.Err != nil {
+				// A name that cannot be one path element ("a/b", "..") is
+				// shown made safe: it is damaged and never looked up.
+				le.Name, _ = SafeName(le.Name, false)
+			}
 			p := prefix + le.Name
 			e := ntfsEntry(p, le)
-			e.Excluded = f.excluded(volPath(p), e.ID, "")
+			e.Damage = le.Err
+			if e.Damage == nil {
+				e.Excluded = f.excluded(volPath(p), e.ID, "")
+			}
 			out = append(out, &dirEntry{fs: f, e: e})
 		}
 	} else {
@@ -321,6 +335,7 @@ func (f *FS) readDir(name string) ([]fs.DirEntry, error) {
 		for _, le := range list {
 			p := prefix + le.Name
 			e := fatEntry(p, le)
+			e.Damage = le.Err
 			e.Excluded = f.excluded(volPath(p), 0, "")
 			out = append(out, &dirEntry{fs: f, e: e, final: true})
 		}
@@ -342,6 +357,9 @@ func (d *dirEntry) Name() string      { return d.e.Name }
 func (d *dirEntry) IsDir() bool       { return d.e.Mode().IsDir() }
 func (d *dirEntry) Type() fs.FileMode { return d.e.Mode().Type() }
 func (d *dirEntry) Info() (fs.FileInfo, error) {
+	if d.e.Damage != nil {
+		return nil, pathErr("stat", d.e.Path, d.e.Damage)
+	}
 	if d.final {
 		return fileInfo{d.e}, nil
 	}
@@ -353,7 +371,8 @@ func (d *dirEntry) Info() (fs.FileInfo, error) {
 }
 
 // Entry returns the listing's own view of the entry (on NTFS, sizes and
-// times from the directory index) without reading the file's record.
+// times from the directory index), with Damage set when it cannot be
+// trusted.
 func (d *dirEntry) Entry() *Entry { return d.e }
 
 // Stream describes one named NTFS data stream.

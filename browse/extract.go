@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/cbimg/cbimg/volume"
 )
 
 // ExtractOptions tune Extract.
@@ -216,7 +218,11 @@ func (x *extractor) visit(name string, e *Entry, err error) error {
 			x.res.Dirs++
 		}
 		if st, err := x.fs.Stat(name); err == nil {
-			se := st.Sys().(*Entry)
+			se, _ := st.Sys().(*Entry)
+			if se == nil || !se.Mode().IsDir() {
+				x.fail(name, dest, fmt.Errorf("%s: listed as a directory, the file system now says otherwise: %w", volPath(name), volume.ErrCorrupt))
+				return fs.SkipDir
+			}
 			x.dirTimes = append(x.dirTimes, dirTime{native, atimeOr(se), se.Modified})
 		}
 		return x.streams(name, dest)
@@ -234,8 +240,14 @@ func (x *extractor) visit(name string, e *Entry, err error) error {
 		return nil
 	}
 	defer fl.Close()
-	st, _ := fl.Stat()
-	se := st.Sys().(*Entry)
+	// What the record says wins over the listing; a mismatch the checks
+	// missed must still not be read as the wrong kind.
+	ff, ok := fl.(*file)
+	if !ok {
+		x.fail(name, dest, fmt.Errorf("%s: listed as a file, but it opens as a directory: %w", volPath(name), volume.ErrCorrupt))
+		return nil
+	}
+	se := ff.e
 	if x.fs.ntfs != nil && se.Excluded == "" {
 		if first, ok := x.linked[se.ID]; ok {
 			x.replaceLink(native)
@@ -246,7 +258,7 @@ func (x *extractor) visit(name string, e *Entry, err error) error {
 			}
 		}
 	}
-	if err := x.writeFile(native, fl.(*file), se); err != nil {
+	if err := x.writeFile(native, ff, se); err != nil {
 		x.fail(name, dest, err)
 		return nil
 	}
@@ -293,8 +305,12 @@ func (x *extractor) streams(name, dest string) error {
 			x.fail(sname, sdest, err)
 			continue
 		}
-		st, _ := fl.Stat()
-		err = x.writeFile(filepath.FromSlash(sdest), fl.(*file), st.Sys().(*Entry))
+		ff, ok := fl.(*file)
+		if ok {
+			err = x.writeFile(filepath.FromSlash(sdest), ff, ff.e)
+		} else {
+			err = fmt.Errorf("stream opens as a directory: %w", volume.ErrCorrupt)
+		}
 		fl.Close()
 		if err != nil {
 			x.fail(sname, sdest, err)

@@ -15,9 +15,11 @@ const maxDepth = 1024
 
 // WalkFunc is called by Walk for each entry. e is the listing's view (on
 // NTFS: sizes and times from the directory index; use Stat for the
-// record's). When reading a directory fails, fn is called a second time for
-// it with the error; returning nil then skips the directory and the walk
-// goes on. Returning fs.SkipDir skips a directory, fs.SkipAll stops.
+// record's). A damaged entry (Entry.Damage) is passed once, with e and an
+// error that names the damage, and is not entered. When reading a
+// directory fails, fn is called a second time for it with the error;
+// returning nil then skips the directory and the walk goes on. Returning
+// fs.SkipDir skips a directory, fs.SkipAll stops.
 type WalkFunc func(name string, e *Entry, err error) error
 
 // Walk calls fn for root (an fs.FS path) and, when it is a directory,
@@ -32,8 +34,10 @@ func (f *FS) Walk(root string, fn WalkFunc) error {
 	}
 	if err != nil {
 		err = fn(root, nil, err)
+	} else if e, ok := info.Sys().(*Entry); ok {
+		err = f.walk(root, e, fn, map[uint64]bool{}, 0)
 	} else {
-		err = f.walk(root, info.Sys().(*Entry), fn, map[uint64]bool{}, 0)
+		err = fn(root, nil, pathErr("stat", root, errors.New("no entry")))
 	}
 	if err == fs.SkipDir || err == fs.SkipAll {
 		return nil
@@ -42,6 +46,9 @@ func (f *FS) Walk(root string, fn WalkFunc) error {
 }
 
 func (f *FS) walk(name string, e *Entry, fn WalkFunc, onPath map[uint64]bool, depth int) error {
+	if e.Damage != nil {
+		return skip(fn(name, e, pathErr("stat", name, e.Damage)))
+	}
 	if err := fn(name, e, nil); err != nil || !e.Mode().IsDir() {
 		if err == fs.SkipDir && !e.Mode().IsDir() {
 			err = nil
@@ -64,7 +71,11 @@ func (f *FS) walk(name string, e *Entry, fn WalkFunc, onPath map[uint64]bool, de
 		return skip(fn(name, e, err))
 	}
 	for _, de := range list {
-		child := de.(*dirEntry).e
+		d, ok := de.(*dirEntry)
+		if !ok {
+			continue // never: readDir makes only these
+		}
+		child := d.e
 		if err := f.walk(child.Path, child, fn, onPath, depth+1); err != nil {
 			if err == fs.SkipDir {
 				continue

@@ -6,6 +6,7 @@
 package restorecore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -180,6 +181,9 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer src.close()
 	h, bitmap := src.meta()
+	if jr != nil && jr.Done > h.LogicalLen {
+		return nil, fmt.Errorf("%w: %s claims %d bytes, the image holds %d", ErrJournal, jr.path, jr.Done, h.LogicalLen)
+	}
 
 	res0 := &Result{}
 	tgt := held
@@ -283,8 +287,30 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			}
 			k := int64(len(buf))
 			// Bytes a previous run already wrote are only read (they are
-			// still checked, and boot-record bytes among them are held).
+			// still checked, and boot-record bytes among them are held),
+			// and compared with the target: the journal is trusted only
+			// as far as the target agrees with the image.
 			done := min(max(skip-res.Written, 0), k)
+			if done > 0 {
+				same, err := w.same(buf[:done], off)
+				if err != nil {
+					return err
+				}
+				if same < done {
+					if opts.Warn != nil {
+						opts.Warn(fmt.Sprintf("the resume journal says %d bytes are on the target, but it differs from the image after %d: continuing from there", skip, res.Written+same))
+					}
+					done, skip = same, res.Written+same
+					// Record the point that was proven before writing on.
+					if err := tgt.Sync(); err != nil {
+						return err
+					}
+					jr.Done, synced = skip, skip
+					if err := jr.save(); err != nil {
+						return fmt.Errorf("resume journal: %w", err)
+					}
+				}
+			}
 			w.hold(buf[:done], off)
 			if err := w.writeAt(buf[done:k], off+done); err != nil {
 				return err
@@ -414,11 +440,49 @@ type guardWriter struct {
 	held      []heldBytes
 	hidden    uint32 // new "hidden sectors" value, when setHidden
 	setHidden bool
+	scratch   []byte // target bytes read back on resume
 }
 
 type heldBytes struct {
 	off  int64
 	data []byte
+}
+
+// same reads the target at off and returns how many leading bytes of p it
+// already holds; guard ranges (held back, zero on the target) count as
+// equal. A short read of a regular file counts as a difference.
+func (w *guardWriter) same(p []byte, off int64) (int64, error) {
+	r, ok := w.f.(io.ReaderAt)
+	if !ok {
+		return 0, nil
+	}
+	if cap(w.scratch) < len(p) {
+		w.scratch = make([]byte, len(p))
+	}
+	got := w.scratch[:len(p)]
+	n, err := r.ReadAt(got, off)
+	if err != nil && err != io.EOF {
+		return 0, fmt.Errorf("read back the target at %d: %w", off, err)
+	}
+	if n == len(p) && bytes.Equal(got, p) {
+		return int64(n), nil
+	}
+	for i := 0; i < len(p); i++ {
+		if i >= n || got[i] != p[i] && !w.guarded(off+int64(i)) {
+			// From the start of the sector that differs.
+			return max(0, int64(i)-(off+int64(i))%512), nil
+		}
+	}
+	return int64(len(p)), nil
+}
+
+func (w *guardWriter) guarded(off int64) bool {
+	for _, g := range w.guards {
+		if off >= g.Offset && off < g.Offset+g.Length {
+			return true
+		}
+	}
+	return false
 }
 
 // hold keeps the guard-range bytes of p (at partition offset off).

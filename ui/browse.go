@@ -51,6 +51,32 @@ func (b *browser) load() {
 	if err != nil {
 		b.err = err.Error()
 	}
+	// Damaged entries are listed and marked; the first one is named here.
+	n, first := 0, error(nil)
+	for _, d := range ents {
+		if derr := entryDamage(d); derr != nil {
+			n++
+			first = cmpFirst(first, derr)
+		}
+	}
+	if n > 0 && b.err == "" {
+		b.err = fmt.Sprintf("%d damaged entries (listed, not opened); first: %v", n, first)
+	}
+}
+
+// entryDamage says why a listed entry cannot be trusted, or nil.
+func entryDamage(d fs.DirEntry) error {
+	if x, ok := d.(interface{ Entry() *browse.Entry }); ok && x.Entry() != nil {
+		return x.Entry().Damage
+	}
+	return nil
+}
+
+func cmpFirst(first, err error) error {
+	if first == nil {
+		return err
+	}
+	return first
 }
 
 func (b *browser) entry(i int) *browse.Entry {
@@ -101,6 +127,10 @@ func (b *browser) open(m *Model) (tea.Model, tea.Cmd) {
 	i := b.index(b.cur)
 	if i < 0 {
 		b.up()
+		return m, nil
+	}
+	if i < len(b.ents) && entryDamage(b.ents[i]) != nil {
+		m.notice = entryDamage(b.ents[i]).Error()
 		return m, nil
 	}
 	if i < len(b.ents) && b.ents[i].IsDir() {
@@ -239,6 +269,9 @@ func (b *browser) view(m *Model) (string, []string, string) {
 		if b.ents[i].IsDir() {
 			name += "/"
 			size = "<dir>"
+		}
+		if entryDamage(b.ents[i]) != nil {
+			size, when, note = "damaged", "(not opened)", ""
 		}
 		body = append(body, fmt.Sprintf("%s%-*s %10s  %-16s%s", mark, nameW, fit(name, nameW), size, when, note))
 	}

@@ -39,6 +39,7 @@ const (
 	fatExtFilSysType    = 18 // 8 bytes, informational only
 	fatOffSignature     = 510
 	fatMaxSecPerClus    = 128
+	fatMaxFATs          = 4          // mkfs.fat's limit; the specification says 2 (1 allowed)
 	fatMaxClusters12    = 4084       // < 4085 clusters: FAT12
 	fatMaxClusters16    = 65524      // < 65525 clusters: FAT16
 	fatMaxClusters32    = 0x0FFFFFF5 // clusters 2..0x0FFFFFF6
@@ -203,8 +204,10 @@ func ParseFATBoot(b []byte) (*FATBoot, error) {
 	if bs.ReservedSectors == 0 {
 		return nil, fatBootErr(fatOffRsvdSecCnt, "reserved sector count is 0")
 	}
-	if bs.NumFATs == 0 {
-		return nil, fatBootErr(fatOffNumFATs, "number of FATs is 0")
+	// Microsoft's specification asks for 2 and allows 1; mkfs.fat makes
+	// up to 4. More is no volume any tool makes, only a damaged field.
+	if bs.NumFATs == 0 || bs.NumFATs > fatMaxFATs {
+		return nil, fatBootErr(fatOffNumFATs, "number of FATs is %d, want 1 to %d", bs.NumFATs, fatMaxFATs)
 	}
 	if bs.Media != 0xF0 && bs.Media < 0xF8 {
 		return nil, fatBootErr(fatOffMedia, "media descriptor is %#02x, want 0xf0 or 0xf8-0xff", bs.Media)
@@ -242,6 +245,11 @@ func ParseFATBoot(b []byte) (*FATBoot, error) {
 	} else {
 		if bs.RootEntries == 0 {
 			return nil, fatBootErr(fatOffRootEntCnt, "FAT12/16 boot sector has 0 root directory entries")
+		}
+		// The specification: the root directory fills whole sectors. This
+		// also bounds the count below 0xffff.
+		if uint32(bs.RootEntries)*fatDirEntrySize%uint32(bs.BytesPerSector) != 0 {
+			return nil, fatBootErr(fatOffRootEntCnt, "%d root directory entries do not fill whole %d-byte sectors", bs.RootEntries, bs.BytesPerSector)
 		}
 		bs.FATSize = uint32(bs.FATSize16)
 	}

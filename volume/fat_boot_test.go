@@ -142,6 +142,10 @@ func TestParseFATBootDamaged(t *testing.T) {
 		{"non-power-of-two cluster", func(b []byte) { b[13] = 3 }, "sectors per cluster is 3", 13},
 		{"no reserved sectors", func(b []byte) { le.PutUint16(b[14:], 0) }, "reserved sector count is 0", 14},
 		{"no FATs", func(b []byte) { b[16] = 0 }, "number of FATs is 0", 16},
+		{"5 FATs", func(b []byte) { b[16] = 5 }, "number of FATs is 5, want 1 to 4", 16},
+		{"255 FATs", func(b []byte) { b[16] = 255 }, "number of FATs is 255", 16},
+		{"0xffff root entries", func(b []byte) { le.PutUint16(b[17:], 0xffff) }, "65535 root directory entries do not fill whole 512-byte sectors", 17},
+		{"root entries not a whole sector", func(b []byte) { le.PutUint16(b[17:], 17) }, "17 root directory entries", 17},
 		{"media", func(b []byte) { b[21] = 0x12 }, "media descriptor", 21},
 		{"no sectors", func(b []byte) { le.PutUint32(b[32:], 0) }, "total sector count is 0", 19},
 		{"FAT size 0", func(b []byte) { le.PutUint16(b[22:], 0) }, "FAT size is 0", 22},
@@ -304,4 +308,30 @@ func FuzzFATVolume(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The FAT and root-directory bounds accept what mkfs.fat makes at its
+// limits: 1 and 4 FATs, the largest root directory it writes.
+func TestFATBootBoundsRealVolumes(t *testing.T) {
+	testvol.Need(t, "mkfs.fat", "mcopy")
+	for _, args := range [][]string{{"-F", "16", "-f", "1"}, {"-F", "16", "-f", "4"}, {"-F", "12", "-f", "4", "-r", "4080"}, {"-F", "32", "-f", "4"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "v")
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Truncate(p, 40<<20)
+			testvol.Run(t, "mkfs.fat", append(args, p)...)
+			testvol.Run(t, "mcopy", "-i", p, "../README.md", "::/README.MD")
+			f, size := testvol.OpenFile(t, p)
+			ffs, err := OpenFATFS(f, size)
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			ents, err := ffs.ReadDir("/")
+			if err != nil || len(ents) != 1 || ents[0].Name != "README.MD" {
+				t.Fatalf("root: %v %v", ents, err)
+			}
+		})
+	}
 }

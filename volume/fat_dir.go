@@ -55,7 +55,10 @@ type FATDirEntry struct {
 	Created   time.Time
 	Modified  time.Time
 	Accessed  time.Time // date only
-	offset    int64     // partition offset of the 8.3 entry, for errors
+	// Err, set by ReadDir, says why the entry cannot be followed (it would
+	// make the tree loop); such an entry is listed, never entered.
+	Err    error
+	offset int64 // partition offset of the 8.3 entry, for errors
 }
 
 // IsDir reports whether the entry is a directory.

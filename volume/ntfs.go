@@ -29,6 +29,8 @@ type ntfsVol struct {
 	dirTick  uint64
 
 	opened []Damage // damage Open tolerated
+	checkMu sync.Mutex
+	checked map[entryKey]entryCheck // results of checkEntry
 }
 
 // Caps on what on-disk counts may make us allocate or loop over.

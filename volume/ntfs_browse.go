@@ -67,11 +67,17 @@ type NTFSDirEntry struct {
 	Seq      uint16 // record sequence number
 	Dir      bool
 	Size     int64  // main stream size; in ReadDir results, the index's copy, which Windows may update late
-	Attr     uint32 // NTFSAttr* flags
+	Attr     uint32 // NTFSAttr* flags (in ReadDir results, from the file's record, as Stat gives them)
 	Created  time.Time
 	Modified time.Time
 	Changed  time.Time // MFT record change time
 	Accessed time.Time
+	Parent   uint64 // record of the directory holding the entry (ReadDir)
+	// Err, set by ReadDir, says why the entry cannot be trusted: its index
+	// entry and the file's record disagree (sequence number, name, parent,
+	// directory flag), the record is missing, or it points back at its own
+	// directory or one above it. Such an entry is listed, never followed.
+	Err error
 }
 
 // IsDir reports whether the entry is a directory.
@@ -107,35 +113,48 @@ func splitPath(path string) ([]string, error) {
 }
 
 // resolve looks path up from the root and returns the directory entry of
-// its last component (nil for the root).
-func (f *NTFSFS) resolve(op, path string) (*ntfsDirEntry, error) {
+// its last component (nil for the root) and the directory records from the
+// root down to the one holding it. Every component is checked against its
+// record (checkEntry): a damaged entry is an error, never followed.
+func (f *NTFSFS) resolve(op, path string) (*ntfsDirEntry, []uint64, error) {
 	parts, err := splitPath(path)
 	if err != nil {
-		return nil, f.pathErr(op, path, err)
+		return nil, nil, f.pathErr(op, path, err)
+	}
+	if len(parts) > ntfsMaxPathDepth {
+		return nil, nil, f.pathErr(op, path, fmt.Errorf("deeper than %d components: %w", ntfsMaxPathDepth, fs.ErrInvalid))
 	}
 	dir, dirSeq := uint64(mftRecRoot), uint16(0)
 	var ent *ntfsDirEntry
+	var chain []uint64
 	for i, name := range parts {
 		if i > 0 && ent.fn.flags&fnFlagDirectory == 0 {
-			return nil, f.pathErr(op, path, fmt.Errorf("%s is not a directory: %w", strings.Join(parts[:i], "/"), fs.ErrNotExist))
+			return nil, nil, f.pathErr(op, path, fmt.Errorf("%s is not a directory: %w", strings.Join(parts[:i], "/"), fs.ErrNotExist))
 		}
 		ent, err = f.v.lookupSeq(dir, dirSeq, name)
 		if err != nil {
-			return nil, f.pathErr(op, path, err)
+			return nil, nil, f.pathErr(op, path, err)
 		}
 		if ent == nil {
-			return nil, f.pathErr(op, path, fs.ErrNotExist)
+			return nil, nil, f.pathErr(op, path, fs.ErrNotExist)
 		}
+		if _, err := f.v.checkEntry(dir, ent, chain); err != nil {
+			return nil, nil, f.pathErr(op, path, err)
+		}
+		chain = append(chain, dir)
 		dir, dirSeq = ent.rec, ent.seq
 	}
-	return ent, nil
+	return ent, chain, nil
 }
 
 // ReadDir lists the directory at path, in index (collation) order. DOS 8.3
-// aliases, the directory's own "." entry and, in the root, the metadata
-// files ($MFT ... $Extend) are left out, as Windows and ntfs-3g show it.
+// aliases and, in the root, its own "." entry and the metadata files
+// ($MFT ... $Extend) are left out, as Windows and ntfs-3g show it. Every
+// other name is listed; one whose index entry disagrees with the file's
+// record (or points back at this directory or one above it) comes with
+// Err set.
 func (f *NTFSFS) ReadDir(path string) ([]NTFSDirEntry, error) {
-	ent, err := f.resolve("readdir", path)
+	ent, chain, err := f.resolve("readdir", path)
 	if err != nil {
 		return nil, err
 	}
@@ -151,12 +170,23 @@ func (f *NTFSFS) ReadDir(path string) ([]NTFSDirEntry, error) {
 		return nil, f.pathErr("readdir", path, err)
 	}
 	out := make([]NTFSDirEntry, 0, len(d.entrs))
+	seen := make(map[string]bool, len(d.entrs))
 	for i := range d.entrs {
 		e := &d.entrs[i]
-		if e.fn.namespace == nsDOS || e.rec == dir || (dir == mftRecRoot && e.rec < mftFirstUser) {
+		if e.fn.namespace == nsDOS || dir == mftRecRoot && e.rec < mftFirstUser && (e.fn.name == "." || strings.HasPrefix(e.fn.name, "$")) {
 			continue
 		}
-		out = append(out, indexEntry(e))
+		le := indexEntry(e)
+		le.Parent = dir
+		le.Attr, le.Err = f.v.checkEntry(dir, e, chain)
+		// Lookups find the first of two equal names; the second could
+		// only ever show the first one's data.
+		if seen[e.fn.name] && le.Err == nil {
+			le.Err = &FormatError{What: fmt.Sprintf("entry %q of directory record %d", e.fn.name, dir), Offset: -1, Err: ErrCorrupt,
+				Msg: fmt.Sprintf("a second entry with this name (record %d): it cannot be told from the first", e.rec)}
+		}
+		seen[e.fn.name] = true
+		out = append(out, le)
 	}
 	return out, nil
 }
@@ -180,7 +210,7 @@ func indexEntry(e *ntfsDirEntry) NTFSDirEntry {
 // Stat returns the entry at path with size, attributes and times read from
 // the file's MFT record. The root is an entry named "/".
 func (f *NTFSFS) Stat(path string) (NTFSDirEntry, error) {
-	ent, err := f.resolve("stat", path)
+	ent, _, err := f.resolve("stat", path)
 	if err != nil {
 		return NTFSDirEntry{}, err
 	}
@@ -241,7 +271,7 @@ type NTFSStreamInfo struct {
 
 // Streams lists the named $DATA streams of the file or directory at path.
 func (f *NTFSFS) Streams(path string) ([]NTFSStreamInfo, error) {
-	ent, err := f.resolve("streams", path)
+	ent, _, err := f.resolve("streams", path)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +307,7 @@ func (f *NTFSFS) Open(path string) (*NTFSFile, error) {
 // OpenStream opens the named data stream of the file (or directory) at
 // path; "" is the main stream.
 func (f *NTFSFS) OpenStream(path, stream string) (*NTFSFile, error) {
-	ent, err := f.resolve("open", path)
+	ent, _, err := f.resolve("open", path)
 	if err != nil {
 		return nil, err
 	}

@@ -67,6 +67,7 @@ func treePath(p string) (string, error) {
 //	excluded_reason  the rule that excluded it ("pagefile.sys", "cbimg image", a --exclude glob); absent otherwise
 //	reparse   true for NTFS reparse points; absent otherwise
 //	attributes  NTFS file attributes or the FAT attribute byte, as a number
+//	damaged   why the entry cannot be trusted (type is then "damaged"); absent otherwise
 type lsJSON struct {
 	Path           string       `json:"path"`
 	Type           string       `json:"type"`
@@ -79,6 +80,7 @@ type lsJSON struct {
 	ExcludedReason string       `json:"excluded_reason,omitempty"`
 	Reparse        bool         `json:"reparse,omitempty"`
 	Attributes     uint32       `json:"attributes"`
+	Damaged        string       `json:"damaged,omitempty"`
 }
 
 type streamJSON struct {
@@ -108,7 +110,10 @@ names as the file system does: case-insensitively, and by 8.3 name on FAT.
            atime, streams, excluded, excluded_reason, reparse, attributes)
 
 Marks after a tab: [excluded] — the file was left out at backup and reads as
-zeros; [reparse] — an NTFS reparse point (link, junction), shown, not followed.
+zeros; [reparse] — an NTFS reparse point (link, junction), shown, not followed;
+[damaged] — the entry disagrees with the file system (a loop, a missing or
+mismatched record): listed, named on standard error, never entered or read,
+and the exit code is 5.
 Directories end in "/" (not in --json, whose "type" says so).
 In --long output the type column is "d" directory, "-" file, "r" reparse
 point, "s" named stream; attributes are R read-only, H hidden, S system,
@@ -154,6 +159,22 @@ func runLs(ctx context.Context, out, errw io.Writer, g *globalOptions, o *lsOpti
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if e.Damage != nil {
+			// Listed, marked, warned about, and counted in the exit code.
+			derr := &fs.PathError{Op: "ls", Path: "/" + strings.TrimPrefix(p, "/"), Err: e.Damage}
+			failed++
+			first = cmpErr(first, derr)
+			fmt.Fprintf(errw, "cbimg: ls: damaged entry: %v\n", derr)
+			switch {
+			case g.JSON:
+				list = append(list, lsJSON{Path: "/" + strings.TrimPrefix(p, "/"), Type: "damaged", Damaged: e.Damage.Error()})
+			case o.Long:
+				fmt.Fprintf(out, "! ------- %12s  %19s  /%s  [damaged: %v]\n", "?", "-", strings.TrimPrefix(p, "/"), e.Damage)
+			default:
+				fmt.Fprintln(out, "/"+strings.TrimPrefix(p, "/")+"\t[damaged]")
+			}
+			return nil
+		}
 		if !g.JSON && !o.Long {
 			fmt.Fprintln(out, "/"+strings.TrimPrefix(p, "/")+dirSlash(e.Dir && !e.Reparse)+marks(e))
 			return nil
@@ -178,6 +199,9 @@ func runLs(ctx context.Context, out, errw io.Writer, g *globalOptions, o *lsOpti
 		err = emit(name, root)
 	case o.Recursive:
 		err = t.Walk(name, func(p string, e *browse.Entry, werr error) error {
+			if werr != nil && e != nil && e.Damage != nil {
+				return emit(p, e)
+			}
 			if werr != nil {
 				failed++
 				first = cmpErr(first, werr)

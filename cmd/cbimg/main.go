@@ -125,7 +125,7 @@ func exitCode(ctx context.Context, err error) int {
 	case errors.Is(err, errDamaged) || errors.As(err, &fe) || errors.Is(err, image.ErrFormat) || errors.Is(err, image.ErrChecksum) || errors.Is(err, image.ErrTruncated) || errors.Is(err, image.ErrVersion):
 		return exitDamaged
 	case errors.Is(err, restorecore.ErrTargetMounted) || errors.Is(err, restorecore.ErrTargetTooSmall) || errors.Is(err, restorecore.ErrSameFile) ||
-		errors.Is(err, backupcore.ErrSourceMounted) || errors.Is(err, backupcore.ErrInPlaceUnsafe) || errors.Is(err, restorecore.ErrInPlaceUnsafe) || errors.Is(err, errNotConfirmed) || errors.Is(err, disk.ErrMounted):
+		errors.Is(err, backupcore.ErrSourceMounted) || errors.Is(err, backupcore.ErrInPlaceUnsafe) || errors.Is(err, restorecore.ErrInPlaceUnsafe) || errors.Is(err, errNotConfirmed) || errors.Is(err, disk.ErrMounted) || errors.Is(err, restorecore.ErrJournal):
 		return exitRefused
 	case errors.As(err, &ve) || errors.Is(err, volume.ErrUnknownFS) || errors.Is(err, volume.ErrCorrupt) || errors.Is(err, volume.ErrUnsupported):
 		return exitFS
