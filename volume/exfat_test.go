@@ -22,8 +22,8 @@ import (
 
 // exfatSpecs are the exFAT fixtures: several cluster and sector sizes.
 var exfatSpecs = []testvol.ExFATSpec{
-	{Content: "full"},                                      // mkfs default (4 KiB clusters), 512-byte sectors
-	{ClusterSize: 512, Content: "basic"},                   // one sector per cluster
+	{Content: "full"},                                       // mkfs default (4 KiB clusters), 512-byte sectors
+	{ClusterSize: 512, Content: "basic"},                    // one sector per cluster
 	{ClusterSize: 32768, SectorSize: 4096, Content: "full"}, // 4 KiB sectors
 	{ClusterSize: 1 << 20, SectorSize: 4096, Content: "basic"},
 }
