@@ -3,7 +3,6 @@
 package volume
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -234,5 +233,4 @@ func TestExFATFuseContents(t *testing.T) {
 	if n < 1000 {
 		t.Errorf("only %d files", n)
 	}
-	_ = bytes.Equal
 }
