@@ -224,3 +224,10 @@ func checkExFATBootRegion(region []byte, ss int, base int64, which string) (*ExF
 	}
 	return bs, nil
 }
+
+// ExFATBootChecksum returns the checksum of a boot region (at least 11
+// sectors of ss bytes) as its checksum sector repeats it.
+func ExFATBootChecksum(region []byte, ss int) uint32 { return exfatBootChecksum(region, ss) }
+
+// ExFATPartitionOffset is the byte offset of the PartitionOffset field.
+const ExFATPartitionOffset = exfatOffPartOffset
