@@ -57,6 +57,7 @@ type ExFATSpec struct {
 	ClusterSize int    // bytes; 0 = mkfs.exfat default
 	SectorSize  int    // 512 or 4096; 0 = 512
 	Content     string // "empty" (also ""), "basic" or "full"; see testdata/mkvol/README.md
+	Align       int    // boundary alignment of the FAT and heap in bytes; 0 = mkfs.exfat default
 }
 
 // Magic is the start of a .cbi image; the "old.cbi" fixtures begin with it.
@@ -127,6 +128,9 @@ func ExFAT(t testing.TB, spec ExFATSpec) string {
 		t.Skip("testvol: exFAT volumes are filled through a loop device: needs root")
 	}
 	args := []string{strconv.Itoa(size), strconv.Itoa(spec.ClusterSize), strconv.Itoa(spec.SectorSize), content}
+	if spec.Align != 0 {
+		args = append(args, strconv.Itoa(spec.Align))
+	}
 	return script(t, "exfat.sh", args)
 }
 

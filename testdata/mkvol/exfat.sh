@@ -1,5 +1,5 @@
 #!/bin/bash
-# exfat.sh OUT SIZE_MIB [CLUSTER [SECTOR [CONTENT]]]
+# exfat.sh OUT SIZE_MIB [CLUSTER [SECTOR [CONTENT [ALIGN]]]]
 #
 # Builds an exFAT volume file with mkfs.exfat (exfatprogs) and fills it
 # through an exfat-fuse mount.
@@ -7,6 +7,8 @@
 #   SECTOR   logical sector size in bytes (512 or 4096; formatted through a
 #            loop device with that sector size), 0 = 512
 #   CONTENT  empty | basic | full (see testdata/mkvol/README.md)
+#   ALIGN    boundary alignment of the FAT and heap in bytes, 0 = mkfs.exfat
+#            default (1 MiB); small values give compact fuzz seeds
 # File data is deterministic; timestamps and the serial number are not.
 # Needs: mkfs.exfat (exfatprogs), mount.exfat-fuse (exfat-fuse), fusermount,
 # losetup (root), openssl, awk.
@@ -15,8 +17,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 
-[ $# -ge 2 ] || die "usage: exfat.sh OUT SIZE_MIB [CLUSTER [SECTOR [CONTENT]]]"
-out=$1 size=$2 cluster=${3:-0} sector=${4:-0} content=${5:-basic}
+[ $# -ge 2 ] || die "usage: exfat.sh OUT SIZE_MIB [CLUSTER [SECTOR [CONTENT [ALIGN]]]]"
+out=$1 size=$2 cluster=${3:-0} sector=${4:-0} content=${5:-basic} align=${6:-0}
 [ "$sector" = 0 ] && sector=512
 case $content in empty | basic | full) ;; *) die "unknown content $content" ;; esac
 case $sector in 512 | 4096) ;; *) die "sector size must be 512 or 4096" ;; esac
@@ -41,6 +43,7 @@ rm -f "$out"
 truncate -s "${size}M" "$out"
 opt=(-L CBIMGTEST)
 [ "$cluster" != 0 ] && opt+=(-c "$cluster")
+[ "$align" != 0 ] && opt+=(-b "$align")
 # exfat-fuse run as root wants a block device: a loop device with the
 # wanted sector size serves both mkfs.exfat and the mount.
 loop=$(losetup -f --show -b "$sector" "$out")
