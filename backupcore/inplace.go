@@ -41,6 +41,7 @@ const (
 	viaUserMount = iota // the user's read-write FUSE mount of the source
 	viaNTFS3G           // a temporary ntfs-3g mount of the unmounted source
 	viaMtools           // mcopy into the unmounted FAT source
+	viaExFATFuse        // a temporary exfat-fuse mount of the unmounted exFAT source
 )
 
 // inPlace is the image file inside the source and the writer that puts the
@@ -88,7 +89,7 @@ func metaSlack(cs int64) int64 { return clustersFor(8<<20, cs) + 16 }
 // written, and refuses when the free space is short.
 func (ip *inPlace) plan(ctx context.Context, vol *volume.Volume, src io.ReaderAt, opts *Options) error {
 	info := vol.Info
-	if info.Type != volume.NTFS && !info.Type.IsFAT() {
+	if info.Type != volume.NTFS && !info.Type.IsFAT() && info.Type != volume.ExFAT {
 		return fmt.Errorf("%w: %s file systems are not supported", ErrInPlaceUnsafe, info.Type)
 	}
 	bitmap, err := vol.Bitmap()
@@ -381,6 +382,9 @@ func dirExists(vol *volume.Volume, dir string) bool {
 	case vol.FAT() != nil:
 		e, err := vol.FAT().Stat(dir)
 		return err == nil && e.IsDir()
+	case vol.ExFAT() != nil:
+		e, err := vol.ExFAT().Stat(dir)
+		return err == nil && e.IsDir()
 	}
 	return false
 }
@@ -393,6 +397,9 @@ func fileExists(vol *volume.Volume, p string) bool {
 		return err == nil
 	case vol.FAT() != nil:
 		_, err := vol.FAT().Stat(p)
+		return err == nil
+	case vol.ExFAT() != nil:
+		_, err := vol.ExFAT().Stat(p)
 		return err == nil
 	}
 	return false

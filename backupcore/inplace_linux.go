@@ -81,6 +81,9 @@ func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mount
 	if ip.how == viaNTFS3G && vol.Info.Type.IsFAT() {
 		ip.how = viaMtools
 	}
+	if ip.how == viaNTFS3G && vol.Info.Type == volume.ExFAT {
+		ip.how = viaExFATFuse
+	}
 	dir, _ := splitVolPath(ip.volPath)
 	if !dirExists(vol, dir) {
 		return nil, fmt.Errorf("%w: there is no directory %s in %s", ErrInPlaceUnsafe, dir, opts.Source)
@@ -135,6 +138,10 @@ func (ip *inPlace) create(ctx context.Context, src *disk.Section) error {
 			err = uerr
 		}
 		return err
+	case viaExFATFuse:
+		return withExFATFuse(ctx, src, func(dir string) error {
+			return writeZeros(filepath.Join(dir, filepath.FromSlash(ip.volPath)), ip.size)
+		})
 	case viaMtools:
 		img, err := mtoolsImage(src)
 		if err != nil {
@@ -181,6 +188,18 @@ func (ip *inPlace) remove() {
 					}
 				}
 			}
+		}
+	case viaExFATFuse:
+		var src *disk.Section
+		if src, err = disk.OpenPartition(ip.devSpec, false); err == nil {
+			err = withExFATFuse(context.Background(), src, func(dir string) error {
+				err := os.Remove(filepath.Join(dir, filepath.FromSlash(ip.volPath)))
+				if errors.Is(err, os.ErrNotExist) {
+					err = nil
+				}
+				return err
+			})
+			src.Close()
 		}
 	case viaMtools:
 		var src *disk.Section
@@ -307,6 +326,7 @@ func mtoolsImage(src *disk.Section) (string, error) {
 // fuseMount is a temporary ntfs-3g mount, kept in the foreground so that
 // unmount can wait until the driver has written everything and exited.
 type fuseMount struct {
+	name string // the driver, when not ntfs-3g
 	dir  string
 	cmd  *exec.Cmd
 	out  *bytes.Buffer
@@ -359,12 +379,12 @@ func (m *fuseMount) unmount() error {
 	if err != nil {
 		m.cmd.Process.Kill()
 		<-m.exit
-		return fmt.Errorf("unmount the temporary ntfs-3g mount %s: %w", m.dir, err)
+		return fmt.Errorf("unmount the temporary %s mount %s: %w", m.driverName(), m.dir, err)
 	}
 	select {
 	case <-m.exit:
 	case <-time.After(2 * time.Minute):
-		return fmt.Errorf("ntfs-3g did not exit after unmounting %s", m.dir)
+		return fmt.Errorf("%s did not exit after unmounting %s", m.driverName(), m.dir)
 	}
 	os.Remove(m.dir)
 	return nil

@@ -152,7 +152,7 @@ func scanVolume(ctx context.Context, p part) ([]Found, error) {
 	return out, err
 }
 
-// openFile opens a file of an NTFS or FAT volume for reading.
+// openFile opens a file of an NTFS, FAT or exFAT volume for reading.
 func openFile(v *volume.Volume, path string) (io.ReaderAt, error) {
 	if n := v.NTFS(); n != nil {
 		return n.Open(path)
@@ -160,7 +160,10 @@ func openFile(v *volume.Volume, path string) (io.ReaderAt, error) {
 	if f := v.FAT(); f != nil {
 		return f.Open(path)
 	}
-	return nil, errors.New("catalog: not an NTFS or FAT volume")
+	if x := v.ExFAT(); x != nil {
+		return x.Open(path)
+	}
+	return nil, errors.New("catalog: not an NTFS, FAT or exFAT volume")
 }
 
 // readHeader reads and checks just the header: enough to list an image,
