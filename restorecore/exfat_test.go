@@ -5,6 +5,8 @@ package restorecore_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,8 @@ import (
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/oracle"
 	"github.com/cbimg/cbimg/internal/testvol"
+	"github.com/cbimg/cbimg/restorecore"
+	"github.com/cbimg/cbimg/volume"
 )
 
 func exfatVolumes(t *testing.T) []fixture {
@@ -100,4 +104,95 @@ func TestExFATRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exfatFixOffset sets the partition offset of both boot regions of the
+// exFAT volume at byte start of path and rewrites their checksums.
+func exfatFixOffset(t *testing.T, path string, start int64, offset uint64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	region := make([]byte, 12*512)
+	for _, base := range []int64{start, start + 12*512} {
+		if _, err := f.ReadAt(region, base); err != nil {
+			t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint64(region[volume.ExFATPartitionOffset:], offset)
+		sum := volume.ExFATBootChecksum(region, 512)
+		for i := 11 * 512; i < 12*512; i += 4 {
+			binary.LittleEndian.PutUint32(region[i:], sum)
+		}
+		if _, err := f.WriteAt(region, base); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A restore into a partition at another offset moves exFAT's partition
+// offset in both boot regions, with their checksums; nothing else of the
+// boot regions changes and fsck.exfat finds the partition clean.
+func TestExFATPartitionOffset(t *testing.T) {
+	testvol.Need(t, "sfdisk", "fsck.exfat")
+	vol := testvol.ExFAT(t, testvol.ExFATSpec{SizeMiB: 32, Content: "basic"})
+	d := filepath.Join(t.TempDir(), "disk.raw")
+	if err := os.WriteFile(d, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(d, 80<<20)
+	cmd := exec.Command("sfdisk", "-q", d)
+	cmd.Stdin = strings.NewReader("label: dos\nstart=2048, size=65536, type=7\nstart=75776, size=65536, type=7\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v %s", err, out)
+	}
+	b, err := os.ReadFile(vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.OpenFile(d, os.O_RDWR, 0)
+	f.WriteAt(b, 2048*512)
+	f.Close()
+	exfatFixOffset(t, d, 2048*512, 2048)
+
+	img := filepath.Join(t.TempDir(), "p.cbi")
+	res := backup(t, d+"@1", img, true)
+	if res.Header.HiddenSectors != 2048 {
+		t.Errorf("header partition offset %d, want 2048", res.Header.HiddenSectors)
+	}
+	rr, err := restorecore.Restore(context.Background(), restorecore.Options{Image: img, Target: d + "@2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.HiddenSectors != 75776 {
+		t.Errorf("restore reports partition offset %d, want 75776", rr.HiddenSectors)
+	}
+	src, dst := extractPartition(t, d+"@1"), extractPartition(t, d+"@2")
+	fsckExFAT(t, dst)
+	sf, size := testvol.OpenFile(t, dst)
+	v, err := volume.Open(sf, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Info.HiddenSectors != 75776 || v.ExFAT().BackupBootError() != nil {
+		t.Errorf("partition offset %d, backup boot region: %v", v.Info.HiddenSectors, v.ExFAT().BackupBootError())
+	}
+	// The boot regions differ only in the offset and the checksum sectors.
+	a, _ := os.ReadFile(src)
+	c, _ := os.ReadFile(dst)
+	for _, base := range []int{0, 12 * 512} {
+		copy(a[base+64:base+72], c[base+64:base+72])
+		copy(a[base+11*512:base+12*512], c[base+11*512:base+12*512])
+	}
+	sameUsedBytesBuf(t, a, c)
+}
+
+func sameUsedBytesBuf(t *testing.T, a, c []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	pa, pc := filepath.Join(dir, "a"), filepath.Join(dir, "c")
+	os.WriteFile(pa, a, 0o644)
+	os.WriteFile(pc, c, 0o644)
+	sameUsedBytes(t, pa, pc)
 }
