@@ -157,7 +157,7 @@ type Exclusion struct {
 type Header struct {
 	Version       uint16
 	RequiredFlags uint16
-	FSType        uint8 // volume.Type numbering: 1 NTFS, 2 FAT12, 3 FAT16, 4 FAT32
+	FSType        uint8 // volume.Type numbering: 1 NTFS, 2 FAT12, 3 FAT16, 4 FAT32, 5 exFAT
 	Codec         Codec
 	Level         uint8
 	Flags         uint8
