@@ -22,7 +22,7 @@ func TestExFATStateWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt([]byte{0x06}, 106)       // VolumeFlags: dirty, media failure
+	f.WriteAt([]byte{0x06}, 106)        // VolumeFlags: dirty, media failure
 	f.WriteAt([]byte{0x42}, 12*512+100) // the backup boot sector's serial
 	f.Close()
 	res, err := Backup(context.Background(), Options{Source: vol, Image: filepath.Join(t.TempDir(), "x.cbi"), Codec: image.CodecZstd})
