@@ -6,10 +6,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cbimg/cbimg/backupcore"
@@ -195,4 +197,24 @@ func sameUsedBytesBuf(t *testing.T, a, c []byte) {
 	os.WriteFile(pa, a, 0o644)
 	os.WriteFile(pc, c, 0o644)
 	sameUsedBytes(t, pa, pc)
+}
+
+// A restore of an exFAT image that fails midway (disk full) leaves both
+// boot regions zeroed: nothing mounts a half-written volume.
+func TestExFATRestoreDiskFull(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "x.cbi")
+	backup(t, testvol.ExFAT(t, testvol.ExFATSpec{Content: "full"}), img, true)
+	target := filepath.Join(smallFS(t, "8m"), "target")
+	_, err := restorecore.Restore(context.Background(), restorecore.Options{Image: img, Target: target})
+	var we *restorecore.WriteError
+	if !errors.As(err, &we) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("restore to a full disk: %v", err)
+	}
+	b, err := os.ReadFile(target)
+	if err != nil || len(b) < 24*512 {
+		t.Fatalf("target: %d bytes, %v", len(b), err)
+	}
+	if !oracle.IsZero(b[:24*512]) {
+		t.Fatal("an exFAT boot region is present after a failed restore")
+	}
 }

@@ -25,6 +25,7 @@ var exfatSpecs = []testvol.ExFATSpec{
 	{ClusterSize: 512, Content: "basic"},                    // one sector per cluster
 	{ClusterSize: 32768, SectorSize: 4096, Content: "full"}, // 4 KiB sectors
 	{ClusterSize: 1 << 20, SectorSize: 4096, Content: "basic"},
+	{SizeMiB: 256, ClusterSize: 32 << 20, Content: "empty"}, // the largest clusters
 }
 
 // exfatDump returns dump.exfat's "Free Clusters" figure.
