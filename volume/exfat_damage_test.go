@@ -294,3 +294,124 @@ func FuzzExFATVolume(f *testing.F) {
 		}
 	})
 }
+
+// TestExFATTexFAT turns a real volume into a TexFAT one (mkfs.exfat makes
+// none): a second FAT in the gap before the heap, a second allocation
+// bitmap with its root entry, NumberOfFats 2 and new boot checksums. The
+// ActiveFat flag (outside the checksum) then chooses FAT and bitmap.
+func TestExFATTexFAT(t *testing.T) {
+	src := testvol.ExFAT(t, testvol.ExFATSpec{Content: "basic"})
+	img := fatCopyFile(t, src, filepath.Join(t.TempDir(), "t.img"))
+	f0, size := testvol.OpenFile(t, img)
+	x, err := OpenExFATFS(f0, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := x.boot
+	ss := int64(bs.SectorSize())
+	le := binary.LittleEndian
+	if int64(bs.FATOffset)+2*int64(bs.FATLength) > int64(bs.HeapOffset) {
+		t.Skip("no room for a second FAT")
+	}
+	bm, err := x.loadBitmap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := x.bmUsed
+	// A free cluster for the second bitmap (the bitmap fits one cluster).
+	if x.bitmapSt.size > uint64(bs.ClusterSize()) {
+		t.Skip("bitmap larger than a cluster")
+	}
+	var c uint64
+	for c = 100; bm[c>>3]&(1<<(c&7)) != 0; c++ {
+	}
+	bm1 := append([]byte(nil), bm...)
+	bm1[c>>3] |= 1 << (c & 7)
+	bm2 := append([]byte(nil), bm1...)
+	exfatPatch(t, img, x.inf.ClusterOffset(uint64(x.bitmapSt.cluster)-2), bm1)
+	exfatPatch(t, img, x.inf.ClusterOffset(c), bm2)
+	fat := make([]byte, int64(bs.FATLength)*ss)
+	if err := readFull(f0, fat, bs.FATOffsetBytes(0)); err != nil {
+		t.Fatal(err)
+	}
+	le.PutUint32(fat[(c+2)*4:], exfatEndOfChain)
+	exfatPatch(t, img, bs.FATOffsetBytes(0), fat)
+	exfatPatch(t, img, bs.FATOffsetBytes(1), fat)
+	// The second bitmap's entry in the first free slot of the root.
+	root := make([]byte, bs.ClusterSize())
+	rootOff := x.inf.ClusterOffset(uint64(bs.RootCluster) - 2)
+	if err := readFull(f0, root, rootOff); err != nil {
+		t.Fatal(err)
+	}
+	slot := -1
+	for i := 0; i < len(root); i += 32 {
+		if root[i] == exfatTypeEnd {
+			slot = i
+			break
+		}
+	}
+	if slot < 0 {
+		t.Skip("no free root slot")
+	}
+	e := make([]byte, 32)
+	e[0], e[1] = exfatTypeBitmap, 1
+	le.PutUint32(e[exfatFirstCluster:], uint32(c+2))
+	le.PutUint64(e[exfatDataLength:], x.bitmapSt.size)
+	exfatPatch(t, img, rootOff+int64(slot), e)
+	// Two FATs, in both boot regions, with their checksums.
+	for _, base := range []int64{0, 12 * ss} {
+		region := make([]byte, 12*ss)
+		if err := readFull(f0, region, base); err != nil {
+			t.Fatal(err)
+		}
+		region[exfatOffNumFATs] = 2
+		sum := exfatBootChecksum(region, int(ss))
+		for i := 11 * ss; i < 12*ss; i += 4 {
+			le.PutUint32(region[i:], sum)
+		}
+		exfatPatch(t, img, base, region)
+	}
+	open := func(active byte) (*ExFATFS, error) {
+		exfatPatch(t, img, exfatOffVolumeFlags, []byte{active, 0})
+		f, size := testvol.OpenFile(t, img)
+		x, err := OpenExFATFS(f, size)
+		if err != nil {
+			return nil, err
+		}
+		v := &Volume{Info: x.inf, impl: x, r: f}
+		if err := v.Walk(context.Background(), func(File) error { return nil }); err != nil {
+			return x, err
+		}
+		return x, nil
+	}
+	for _, active := range []byte{0, 1} {
+		x, err := open(active)
+		if err != nil {
+			t.Fatalf("active FAT %d: %v", active, err)
+		}
+		if n, _ := x.UsedClusters(); n != used+1 || x.BackupBootError() != nil {
+			t.Errorf("active FAT %d: %d used clusters, want %d; backup region %v", active, n, used+1, x.BackupBootError())
+		}
+		want := x.sysRuns[0].Start + 2
+		if active == 1 {
+			want = c + 2
+		}
+		if uint64(x.bitmapSt.cluster) != want || x.fat.off != bs.FATOffsetBytes(int(active)) {
+			t.Errorf("active FAT %d: bitmap at cluster %d (want %d), FAT at %d", active, x.bitmapSt.cluster, want, x.fat.off)
+		}
+	}
+	// A file cluster free only in the second bitmap: an error only when
+	// the second one is active.
+	xf, err := x.Open("/Data/1MiB.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := xf.Runs()[0].Start + 8
+	exfatPatch(t, img, x.inf.ClusterOffset(c)+int64(b>>3), []byte{0})
+	if _, err := open(0); err != nil {
+		t.Errorf("first bitmap active: %v", err)
+	}
+	if _, err := open(1); err == nil || !strings.Contains(err.Error(), "marked free") {
+		t.Errorf("second bitmap active: %v", err)
+	}
+}
