@@ -217,9 +217,12 @@ func parseExFATDir(path string, buf []byte, root bool, offsetOf func(int) int64,
 			if scan.hasLabel {
 				return nil, bad(at, "two volume labels")
 			}
+			// The specification allows 11 characters; old versions of
+			// mkexfatfs wrote up to 15, into the entry's reserved bytes,
+			// as sleuthkit and fsck.exfat read them.
 			cnt := int(e[1])
-			if cnt > 11 {
-				return nil, bad(at, "volume label of %d characters, at most 11", cnt)
+			if cnt > 15 {
+				return nil, bad(at, "volume label of %d characters, at most 15 fit", cnt)
 			}
 			u := make([]uint16, cnt)
 			for k := range u {

@@ -3,6 +3,7 @@
 package volume
 
 import (
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -58,11 +59,7 @@ func TestExFATVolumes(t *testing.T) {
 	for _, spec := range exfatSpecs {
 		t.Run(strconv.Itoa(spec.ClusterSize)+"-"+strconv.Itoa(spec.SectorSize)+"-"+spec.Content, func(t *testing.T) {
 			img := testvol.ExFAT(t, spec)
-			exfatFsckClean(t, img)
-			v := fatOpenImage(t, img)
-			if v.Info.Type != ExFAT || v.Info.Label != "CBIMGTEST" {
-				t.Fatalf("type %v label %q", v.Info.Type, v.Info.Label)
-			}
+			v, files := exfatCheckVolume(t, img, "CBIMGTEST")
 			if spec.ClusterSize != 0 && v.Info.ClusterSize != uint32(spec.ClusterSize) {
 				t.Errorf("cluster size %d, want %d", v.Info.ClusterSize, spec.ClusterSize)
 			}
@@ -70,94 +67,6 @@ func TestExFATVolumes(t *testing.T) {
 				t.Errorf("sector size %d, want %d", v.Info.SectorSize, ss)
 			}
 			x := v.ExFAT()
-			if err := x.BackupBootError(); err != nil {
-				t.Errorf("backup boot region: %v", err)
-			}
-			if _, ok := x.GUID(); ok {
-				t.Log("volume has a GUID entry")
-			}
-			used, err := x.UsedClusters()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if free := exfatDump(t, img); used+free != v.Info.ClusterCount {
-				t.Errorf("used %d + dump.exfat free %d != %d clusters", used, free, v.Info.ClusterCount)
-			}
-			files := fatWalkAll(t, v)
-			// The walk's runs cover only clusters the bitmap marks.
-			bm, err := v.Bitmap()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var walked uint64
-			for _, f := range files {
-				for _, r := range f.Runs {
-					for c := r.Start; c < r.Start+r.Count; c++ {
-						if bm[c>>3]&(1<<(c&7)) == 0 {
-							t.Fatalf("%s: cluster %d not in the bitmap", f.Path, c+2)
-						}
-					}
-					walked += r.Count
-				}
-			}
-			if walked > used {
-				t.Errorf("walk holds %d clusters, the bitmap %d", walked, used)
-			}
-			// Names and contents against sleuthkit.
-			tsk := map[string]string{}
-			for _, l := range oracle.Live(oracle.FLS(t, img)) {
-				typ, rest, _ := strings.Cut(l, " ")
-				addr, p, _ := strings.Cut(rest, ":\t")
-				if strings.HasPrefix(p, "$") || strings.HasSuffix(p, "(Volume Label Entry)") || strings.HasPrefix(p, "$OrphanFiles") {
-					continue
-				}
-				if typ == "d/d" {
-					addr = "dir"
-				}
-				tsk["/"+p] = addr
-			}
-			var ours []string
-			for p := range files {
-				if p != "/" {
-					ours = append(ours, p)
-				}
-			}
-			var theirs []string
-			for p := range tsk {
-				theirs = append(theirs, p)
-			}
-			sort.Strings(ours)
-			sort.Strings(theirs)
-			if strings.Join(ours, "\n") != strings.Join(theirs, "\n") {
-				t.Fatalf("walk lists %d paths, fls %d:\nours %q\nfls %q", len(ours), len(theirs), ours, theirs)
-			}
-			checked := 0
-			for p, f := range files {
-				if f.Dir {
-					continue
-				}
-				// Every file of the small fixtures, and a sample of Many/.
-				if strings.HasPrefix(p, "/Many/") && !strings.HasSuffix(p, "0.txt") {
-					continue
-				}
-				want := oracle.ICatHash(t, img, tsk[p])
-				if got := sha(fatReadRuns(t, img, v, f)); got != want {
-					t.Errorf("%s: walk runs hash %s, icat %s", p, got, want)
-				}
-				xf, err := x.Open(p)
-				if err != nil {
-					t.Fatalf("Open(%s): %v", p, err)
-				}
-				b, err := io.ReadAll(io.NewSectionReader(xf, 0, xf.Size()))
-				if err != nil {
-					t.Fatalf("read %s: %v", p, err)
-				}
-				if got := sha(b); got != want {
-					t.Errorf("%s: Open hash %s, icat %s", p, got, want)
-				}
-				checked++
-			}
-			t.Logf("%d paths, %d files checked against icat", len(files), checked)
 			if spec.Content == "full" {
 				if f := files["/Frag/fragmented.bin"]; len(f.Runs) < 10 {
 					t.Errorf("fragmented.bin has %d runs", len(f.Runs))
@@ -178,6 +87,136 @@ func TestExFATVolumes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// exfatCheckVolume checks the reader on img against fsck.exfat, dump.exfat
+// and sleuthkit (fls listing, icat contents of every file but a sample of
+// Many/).
+func exfatCheckVolume(t *testing.T, img, label string) (*Volume, map[string]File) {
+	t.Helper()
+	exfatFsckClean(t, img)
+	v := fatOpenImage(t, img)
+	if v.Info.Type != ExFAT || v.Info.Label != label {
+		t.Fatalf("type %v label %q", v.Info.Type, v.Info.Label)
+	}
+	x := v.ExFAT()
+	if err := x.BackupBootError(); err != nil {
+		t.Errorf("backup boot region: %v", err)
+	}
+	if _, ok := x.GUID(); ok {
+		t.Log("volume has a GUID entry")
+	}
+	used, err := x.UsedClusters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free := exfatDump(t, img); used+free != v.Info.ClusterCount {
+		t.Errorf("used %d + dump.exfat free %d != %d clusters", used, free, v.Info.ClusterCount)
+	}
+	files := fatWalkAll(t, v)
+	// The walk's runs cover only clusters the bitmap marks.
+	bm, err := v.Bitmap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walked uint64
+	for _, f := range files {
+		for _, r := range f.Runs {
+			for c := r.Start; c < r.Start+r.Count; c++ {
+				if bm[c>>3]&(1<<(c&7)) == 0 {
+					t.Fatalf("%s: cluster %d not in the bitmap", f.Path, c+2)
+				}
+			}
+			walked += r.Count
+		}
+	}
+	if walked > used {
+		t.Errorf("walk holds %d clusters, the bitmap %d", walked, used)
+	}
+	// Names and contents against sleuthkit.
+	tsk := map[string]string{}
+	for _, l := range oracle.Live(oracle.FLS(t, img)) {
+		typ, rest, _ := strings.Cut(l, " ")
+		addr, p, _ := strings.Cut(rest, ":\t")
+		if strings.HasPrefix(p, "$") || strings.HasSuffix(p, "(Volume Label Entry)") || strings.HasPrefix(p, "$OrphanFiles") {
+			continue
+		}
+		if typ == "d/d" {
+			addr = "dir"
+		}
+		tsk["/"+p] = addr
+	}
+	var ours []string
+	for p := range files {
+		if p != "/" {
+			ours = append(ours, p)
+		}
+	}
+	var theirs []string
+	for p := range tsk {
+		theirs = append(theirs, p)
+	}
+	sort.Strings(ours)
+	sort.Strings(theirs)
+	if strings.Join(ours, "\n") != strings.Join(theirs, "\n") {
+		t.Fatalf("walk lists %d paths, fls %d:\nours %q\nfls %q", len(ours), len(theirs), ours, theirs)
+	}
+	checked := 0
+	for p, f := range files {
+		if f.Dir {
+			continue
+		}
+		// Every file of the small fixtures, and a sample of Many/.
+		if strings.HasPrefix(p, "/Many/") && !strings.HasSuffix(p, "0.txt") {
+			continue
+		}
+		want := oracle.ICatHash(t, img, tsk[p])
+		if got := sha(fatReadRuns(t, img, v, f)); got != want {
+			t.Errorf("%s: walk runs hash %s, icat %s", p, got, want)
+		}
+		xf, err := x.Open(p)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", p, err)
+		}
+		b, err := io.ReadAll(io.NewSectionReader(xf, 0, xf.Size()))
+		if err != nil {
+			t.Fatalf("read %s: %v", p, err)
+		}
+		if got := sha(b); got != want {
+			t.Errorf("%s: Open hash %s, icat %s", p, got, want)
+		}
+		checked++
+	}
+	t.Logf("%d paths, %d files checked against icat", len(files), checked)
+	return v, files
+}
+
+// TestExFATRealImage: a volume made by another tool (a 15-character label,
+// deleted entries), from dsoprea/go-exfat's test assets.
+func TestExFATRealImage(t *testing.T) {
+	testvol.Need(t, "fsck.exfat", "dump.exfat", "fls", "icat")
+	img := filepath.Join(t.TempDir(), "go-exfat-test.img")
+	zf, err := os.Open("../testdata/exfat/go-exfat-test.img.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zf.Close()
+	zr, err := gzip.NewReader(zf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, zr); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	_, files := exfatCheckVolume(t, img, "testvolumelabel")
+	if len(files) < 10 {
+		t.Errorf("%d paths", len(files))
 	}
 }
 
