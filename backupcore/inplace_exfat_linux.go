@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cbimg/cbimg/disk"
 )
@@ -39,36 +38,14 @@ func withExFATFuse(ctx context.Context, src *disk.Section, fn func(dir string) e
 		return err
 	}
 	defer detach()
-	dir, err := os.MkdirTemp("", "cbimg-inplace-")
+	// -d keeps the driver in the foreground, so unmount can wait for it.
+	m, err := startDriver(ctx, "exfat-fuse", dev, func(dir string) *exec.Cmd {
+		return exec.Command("mount.exfat-fuse", "-d", "-o", "noatime", dev, dir)
+	})
 	if err != nil {
 		return err
 	}
-	m := &fuseMount{name: "exfat-fuse", dir: dir, out: &bytes.Buffer{}, exit: make(chan error, 1)}
-	// -d keeps the driver in the foreground, so unmount can wait for it.
-	m.cmd = exec.Command("mount.exfat-fuse", "-d", "-o", "noatime", dev, dir)
-	m.cmd.Stdout, m.cmd.Stderr = limited{m.out}, limited{m.out}
-	if err := m.cmd.Start(); err != nil {
-		os.Remove(dir)
-		return err
-	}
-	go func() { m.exit <- m.cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !isMountPoint(dir) {
-		select {
-		case err := <-m.exit:
-			os.Remove(dir)
-			return fmt.Errorf("%w: exfat-fuse could not mount %s to create the image file (%v): %s", ErrInPlaceUnsafe, dev, err, bytes.TrimSpace(m.out.Bytes()))
-		case <-ctx.Done():
-			m.unmount()
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			m.unmount()
-			return fmt.Errorf("exfat-fuse did not mount %s within 30 s", dev)
-		}
-	}
-	err = fn(dir)
+	err = fn(m.dir)
 	if uerr := m.unmount(); err == nil {
 		err = uerr
 	}

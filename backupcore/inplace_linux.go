@@ -337,12 +337,21 @@ func mountNTFS(ctx context.Context, dev string) (*fuseMount, error) {
 	if _, err := exec.LookPath("ntfs-3g"); err != nil {
 		return nil, fmt.Errorf("%w: the image file is created through a temporary ntfs-3g mount, and ntfs-3g is not installed (apt-get install ntfs-3g)", ErrInPlaceUnsafe)
 	}
+	return startDriver(ctx, "", dev, func(dir string) *exec.Cmd {
+		return exec.Command("ntfs-3g", "-o", "no_detach,noatime", dev, dir)
+	})
+}
+
+// startDriver runs a FUSE driver in the foreground on a new temporary
+// directory and waits until it has mounted dev there. name is the driver
+// for messages ("" for ntfs-3g).
+func startDriver(ctx context.Context, name, dev string, command func(dir string) *exec.Cmd) (*fuseMount, error) {
 	dir, err := os.MkdirTemp("", "cbimg-inplace-")
 	if err != nil {
 		return nil, err
 	}
-	m := &fuseMount{dir: dir, out: &bytes.Buffer{}, exit: make(chan error, 1)}
-	m.cmd = exec.Command("ntfs-3g", "-o", "no_detach,noatime", dev, dir)
+	m := &fuseMount{name: name, dir: dir, out: &bytes.Buffer{}, exit: make(chan error, 1)}
+	m.cmd = command(dir)
 	m.cmd.Stdout, m.cmd.Stderr = limited{m.out}, limited{m.out}
 	if err := m.cmd.Start(); err != nil {
 		os.Remove(dir)
@@ -354,7 +363,7 @@ func mountNTFS(ctx context.Context, dev string) (*fuseMount, error) {
 		select {
 		case err := <-m.exit:
 			os.Remove(dir)
-			return nil, fmt.Errorf("%w: ntfs-3g could not mount %s to create the image file (%v): %s", ErrInPlaceUnsafe, dev, err, bytes.TrimSpace(m.out.Bytes()))
+			return nil, fmt.Errorf("%w: %s could not mount %s to create the image file (%v): %s", ErrInPlaceUnsafe, m.driverName(), dev, err, bytes.TrimSpace(m.out.Bytes()))
 		case <-ctx.Done():
 			m.unmount()
 			return nil, ctx.Err()
@@ -362,7 +371,7 @@ func mountNTFS(ctx context.Context, dev string) (*fuseMount, error) {
 		}
 		if time.Now().After(deadline) {
 			m.unmount()
-			return nil, fmt.Errorf("ntfs-3g did not mount %s within 30 s", dev)
+			return nil, fmt.Errorf("%s did not mount %s within 30 s", m.driverName(), dev)
 		}
 	}
 	return m, nil

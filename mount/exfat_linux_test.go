@@ -62,11 +62,7 @@ func TestExFATMount(t *testing.T) {
 	}
 
 	// The source through exfat-fuse (read-only, on a loop device).
-	cp := testvol.Copy(t, src)
-	loop := strings.TrimSpace(testvol.Run(t, "losetup", "-f", "--show", "-r", cp))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
-	fuseDir := t.TempDir()
-	testvol.MountDriver(t, exec.Command("mount.exfat-fuse", "-d", "-o", "ro", loop, fuseDir), fuseDir)
+	fuseDir := testvol.MountExFAT(t, src)
 	wantSums, wantTimes := exfatTree(t, fuseDir)
 
 	r, err := image.Open(img, nil)

@@ -4,11 +4,9 @@ package restorecore_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,20 +224,7 @@ func TestExFATRestoreDiskFull(t *testing.T) {
 func TestExFATRealImageRoundTrip(t *testing.T) {
 	testvol.Need(t, "fsck.exfat", "fls")
 	dir := t.TempDir()
-	src := filepath.Join(dir, "src.img")
-	zf, err := os.Open("../testdata/exfat/go-exfat-test.img.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zf.Close()
-	zr, err := gzip.NewReader(zf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil || os.WriteFile(src, b, 0o644) != nil {
-		t.Fatal(err)
-	}
+	src := testvol.Gunzip(t, "../testdata/exfat/go-exfat-test.img.gz")
 	img, out := filepath.Join(dir, "i.cbi"), filepath.Join(dir, "restored")
 	backup(t, src, img, true)
 	restore(t, img, out)

@@ -62,6 +62,25 @@ func exfatEditSet(t testing.TB, img, path string, fix bool, edit func(set []byte
 	exfatPatch(t, img, e.offset, set)
 }
 
+// exfatRootEntry finds the first root directory entry of type typ among
+// the first 16 and returns its partition offset and bytes.
+func exfatRootEntry(t *testing.T, x *ExFATFS, img string, typ byte) (int64, []byte) {
+	t.Helper()
+	root := x.inf.ClusterOffset(uint64(x.boot.RootCluster) - 2)
+	f, _ := testvol.OpenFile(t, img)
+	b := make([]byte, 32)
+	for i := int64(0); i < 16; i++ {
+		if err := readFull(f, b, root+32*i); err != nil {
+			t.Fatal(err)
+		}
+		if b[0] == typ {
+			return root + 32*i, b
+		}
+	}
+	t.Fatalf("no root entry of type %#x", typ)
+	return 0, nil
+}
+
 func TestExFATDamage(t *testing.T) {
 	src := testvol.ExFAT(t, exfatSmall)
 	f0, size := testvol.OpenFile(t, src)
@@ -116,32 +135,12 @@ func TestExFATDamage(t *testing.T) {
 			})
 		}, "the heap has"},
 		{"bitmap shorter than the heap", func(t *testing.T, img string) {
-			root := x0.inf.ClusterOffset(uint64(bs.RootCluster) - 2)
-			for i := int64(0); i < 16; i++ {
-				b := make([]byte, 32)
-				f, _ := os.Open(img)
-				f.ReadAt(b, root+32*i)
-				f.Close()
-				if b[0] == exfatTypeBitmap {
-					exfatPatch(t, img, root+32*i+exfatDataLength, u64(uint64(bs.ClusterCount)/8-1))
-					return
-				}
-			}
-			t.Fatal("no bitmap entry")
+			off, _ := exfatRootEntry(t, x0, img, exfatTypeBitmap)
+			exfatPatch(t, img, off+exfatDataLength, u64(uint64(bs.ClusterCount)/8-1))
 		}, "allocation bitmap"},
 		{"up-case table checksum", func(t *testing.T, img string) {
-			root := x0.inf.ClusterOffset(uint64(bs.RootCluster) - 2)
-			for i := int64(0); i < 16; i++ {
-				b := make([]byte, 32)
-				f, _ := os.Open(img)
-				f.ReadAt(b, root+32*i)
-				f.Close()
-				if b[0] == exfatTypeUpcase {
-					exfatPatch(t, img, root+32*i+4, u32(le.Uint32(b[4:])+1))
-					return
-				}
-			}
-			t.Fatal("no up-case entry")
+			off, b := exfatRootEntry(t, x0, img, exfatTypeUpcase)
+			exfatPatch(t, img, off+4, u32(le.Uint32(b[4:])+1))
 		}, "up-case table"},
 		{"file cluster free in the bitmap", func(t *testing.T, img string) {
 			bmOff := x0.inf.ClusterOffset(x0.sysRuns[0].Start)

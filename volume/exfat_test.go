@@ -3,7 +3,6 @@
 package volume
 
 import (
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -196,24 +195,7 @@ func exfatCheckVolume(t *testing.T, img, label string) (*Volume, map[string]File
 // deleted entries), from dsoprea/go-exfat's test assets.
 func TestExFATRealImage(t *testing.T) {
 	testvol.Need(t, "fsck.exfat", "dump.exfat", "fls", "icat")
-	img := filepath.Join(t.TempDir(), "go-exfat-test.img")
-	zf, err := os.Open("../testdata/exfat/go-exfat-test.img.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zf.Close()
-	zr, err := gzip.NewReader(zf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, zr); err != nil {
-		t.Fatal(err)
-	}
-	out.Close()
+	img := testvol.Gunzip(t, "../testdata/exfat/go-exfat-test.img.gz")
 	_, files := exfatCheckVolume(t, img, "testvolumelabel")
 	if len(files) < 10 {
 		t.Errorf("%d paths", len(files))
@@ -223,13 +205,7 @@ func TestExFATRealImage(t *testing.T) {
 // exfatFuseHashes reads every file through an exfat-fuse mount of a copy.
 func exfatFuseHashes(t *testing.T, img string) map[string]string {
 	t.Helper()
-	testvol.Need(t, "mount.exfat-fuse", "losetup")
-	cp := testvol.Copy(t, img)
-	loop := strings.TrimSpace(testvol.Run(t, "losetup", "-f", "--show", "-r", cp))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
-	dir := t.TempDir()
-	cmd := exec.Command("mount.exfat-fuse", "-d", "-o", "ro", loop, dir)
-	testvol.MountDriver(t, cmd, dir)
+	dir := testvol.MountExFAT(t, img)
 	out := map[string]string{}
 	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || fi.IsDir() {

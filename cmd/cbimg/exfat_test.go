@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,11 +22,7 @@ func TestExFATFilesCLI(t *testing.T) {
 	vol := testvol.ExFAT(t, testvol.ExFATSpec{Content: "full"})
 	img := filesImage(t, vol)
 
-	cp := testvol.Copy(t, vol)
-	loop := strings.TrimSpace(testvol.Run(t, "losetup", "-f", "--show", "-r", cp))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
-	mnt := t.TempDir()
-	testvol.MountDriver(t, exec.Command("mount.exfat-fuse", "-d", "-o", "ro", loop, mnt), mnt)
+	mnt := testvol.MountExFAT(t, vol)
 	type ref struct {
 		dir   bool
 		size  int64

@@ -134,6 +134,43 @@ func ExFAT(t testing.TB, spec ExFATSpec) string {
 	return script(t, "exfat.sh", args)
 }
 
+// MountExFAT mounts a copy of the exFAT volume file img read-only through
+// exfat-fuse (on a loop device, which exfat-fuse wants when run as root)
+// and returns the mount point; it is unmounted at cleanup.
+func MountExFAT(t testing.TB, img string) string {
+	t.Helper()
+	Need(t, "mount.exfat-fuse", "losetup", "fusermount")
+	loop := strings.TrimSpace(Run(t, "losetup", "-f", "--show", "-r", Copy(t, img)))
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	dir := t.TempDir()
+	MountDriver(t, exec.Command("mount.exfat-fuse", "-d", "-o", "ro", loop, dir), dir)
+	return dir
+}
+
+// Gunzip unpacks the gzip file src into a new file and returns its path.
+func Gunzip(t testing.TB, src string) string {
+	t.Helper()
+	zf, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zf.Close()
+	zr, err := gzip.NewReader(zf)
+	if err != nil {
+		t.Fatalf("testvol: %s: %v", src, err)
+	}
+	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(src), ".gz"))
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, zr); err != nil {
+		t.Fatalf("testvol: unpack %s: %v", src, err)
+	}
+	return out
+}
+
 func normContent(t testing.TB, c string) string {
 	t.Helper()
 	switch c {
