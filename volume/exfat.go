@@ -29,7 +29,27 @@ type ExFATFS struct {
 	bm     []byte
 	bmErr  error
 	bmUsed uint64
+
+	// Parsed directories for browsing, by first cluster and length.
+	dirMu      sync.Mutex
+	dirs       map[exfatDirKey]*exfatDirCached
+	dirOrder   []exfatDirKey
+	dirEntries int // entries held in dirs
 }
+
+type exfatDirKey struct {
+	cluster uint32
+	size    int64
+}
+
+type exfatDirCached struct {
+	runs []Run
+	scan *exfatDirScan
+}
+
+// exfatDirCacheEntries bounds the entries of the directories kept parsed
+// (tens of MiB).
+const exfatDirCacheEntries = 1 << 18
 
 var _ fsImpl = (*ExFATFS)(nil)
 
@@ -321,6 +341,40 @@ type exfatDirRef struct {
 
 func (x *ExFATFS) rootRef() exfatDirRef {
 	return exfatDirRef{path: "/", st: exfatStream{cluster: x.boot.RootCluster}, size: -1}
+}
+
+// cachedDir is readDir through a small cache, for browsing (lookups read
+// every directory on a path).
+func (x *ExFATFS) cachedDir(d exfatDirRef) ([]Run, *exfatDirScan, error) {
+	k := exfatDirKey{d.st.cluster, d.size}
+	x.dirMu.Lock()
+	c, ok := x.dirs[k]
+	x.dirMu.Unlock()
+	if ok {
+		return c.runs, c.scan, nil
+	}
+	runs, scan, err := x.readDir(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	x.dirMu.Lock()
+	defer x.dirMu.Unlock()
+	if x.dirs == nil {
+		x.dirs = map[exfatDirKey]*exfatDirCached{}
+	}
+	n := len(scan.entries) + 1
+	if _, ok := x.dirs[k]; !ok && n <= exfatDirCacheEntries {
+		for x.dirEntries+n > exfatDirCacheEntries {
+			old := x.dirOrder[0]
+			x.dirEntries -= len(x.dirs[old].scan.entries) + 1
+			delete(x.dirs, old)
+			x.dirOrder = x.dirOrder[1:]
+		}
+		x.dirs[k] = &exfatDirCached{runs, scan}
+		x.dirOrder = append(x.dirOrder, k)
+		x.dirEntries += n
+	}
+	return runs, scan, nil
 }
 
 // readDir reads and parses directory d.

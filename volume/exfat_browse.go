@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"slices"
-	"unicode/utf16"
 )
 
 // Browsing: list directories and read files by path. Names match
@@ -21,11 +19,11 @@ func (x *ExFATFS) ReadDir(path string) ([]ExFATDirEntry, error) {
 	if !e.IsDir() {
 		return nil, &fs.PathError{Op: "readdir", Path: path, Err: fmt.Errorf("not a directory")}
 	}
-	_, scan, err := x.readDir(x.dirRef(e, p))
+	_, scan, err := x.cachedDir(x.dirRef(e, p))
 	if err != nil {
 		return nil, err
 	}
-	return scan.entries, nil
+	return append([]ExFATDirEntry(nil), scan.entries...), nil
 }
 
 // Stat returns the entry at path. The root is a synthetic entry named "/".
@@ -66,21 +64,15 @@ func (x *ExFATFS) lookup(path string) (ExFATDirEntry, string, error) {
 		if !entry.IsDir() {
 			return ExFATDirEntry{}, "", &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%s is not a directory: %w", cur, fs.ErrNotExist)}
 		}
-		_, scan, err := x.readDir(x.dirRef(entry, cur))
+		_, scan, err := x.cachedDir(x.dirRef(entry, cur))
 		if err != nil {
 			return ExFATDirEntry{}, "", err
 		}
-		want := x.up.upper(utf16.Encode([]rune(name)))
-		found := false
-		for _, e := range scan.entries {
-			if slices.Equal(x.up.upper(utf16.Encode([]rune(e.Name))), want) {
-				entry, found = e, true
-				break
-			}
-		}
+		i, found := scan.byName[x.up.key(name)]
 		if !found {
 			return ExFATDirEntry{}, "", &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
 		}
+		entry = scan.entries[i]
 		cur = joinFATPath(cur, entry.Name)
 	}
 	return entry, cur, nil

@@ -102,6 +102,9 @@ type exfatDirScan struct {
 	hasGUID  bool
 	// Clusters of benign secondaries (vendor allocations) in the sets.
 	extra []exfatStream
+	// byName maps each up-cased name to its index in entries (when the
+	// up-case table was known).
+	byName map[string]int
 }
 
 type exfatBitmapEntry struct {
@@ -169,7 +172,7 @@ func parseExFATDir(path string, buf []byte, root bool, offsetOf func(int) int64,
 	bad := func(i int, format string, args ...any) error {
 		return &FormatError{What: "exFAT directory " + path, Offset: offsetOf(i), Msg: fmt.Sprintf(format, args...), Err: ErrCorrupt}
 	}
-	seen := map[string]bool{}
+	scan.byName = map[string]int{}
 	n := len(buf) / exfatEntrySize
 	for i := 0; i < n; i++ {
 		e := buf[i*exfatEntrySize : (i+1)*exfatEntrySize]
@@ -192,12 +195,12 @@ func parseExFATDir(path string, buf []byte, root bool, offsetOf func(int) int64,
 			}
 			key := fe.Name
 			if up != nil {
-				key = string(utf16.Decode(up.upper(utf16.Encode([]rune(fe.Name)))))
+				key = up.key(fe.Name)
 			}
-			if seen[key] {
+			if _, dup := scan.byName[key]; dup {
 				return nil, bad(at, "name %q appears twice", fe.Name)
 			}
-			seen[key] = true
+			scan.byName[key] = len(scan.entries)
 			scan.entries = append(scan.entries, fe)
 			scan.extra = append(scan.extra, extra...)
 			i += k

@@ -3,6 +3,7 @@ package volume
 import (
 	"encoding/binary"
 	"fmt"
+	"unicode/utf16"
 )
 
 // The up-case table (specification section 7.2) maps each UTF-16 unit to
@@ -27,6 +28,12 @@ func (t *exfatUpcase) upper(s []uint16) []uint16 {
 		out[i] = u
 	}
 	return out
+}
+
+// key returns the up-cased form of a name, for comparing names as exFAT
+// does.
+func (t *exfatUpcase) key(name string) string {
+	return string(utf16.Decode(t.upper(utf16.Encode([]rune(name)))))
 }
 
 // exfatTableChecksum is the up-case table checksum over its stored bytes.
