@@ -1,4 +1,4 @@
-// Package catalog finds cbimg images: on the NTFS and FAT partitions of a
+// Package catalog finds cbimg images: on the NTFS, FAT and exFAT partitions of a
 // disk, read raw without mounting anything, or in a directory tree. For
 // each it reads the header and says which partitions it could restore.
 package catalog

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/cbimg/cbimg/backupcore"
+	"github.com/cbimg/cbimg/catalog"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/testvol"
 	"github.com/cbimg/cbimg/restorecore"
@@ -69,6 +70,11 @@ func TestInPlaceExFAT(t *testing.T) {
 	}
 	verifyImage(t, spec)
 	fsckExFAT(t, vol)
+	// The catalog finds it, reading the volume raw.
+	found, err := catalog.Scan(context.Background(), vol)
+	if err != nil || len(found) != 1 || found[0].Path != "/Data/backup.cbi" || found[0].Header == nil {
+		t.Errorf("catalog of the exFAT volume: %+v %v", found, err)
+	}
 	want := stateOf(t, vol)
 	if _, ok := want.hashes["Data/backup.cbi"]; !ok {
 		t.Fatalf("the image file is not listed: %v", want.fls)
