@@ -123,7 +123,7 @@ func (x *ExFATFS) openRoot() error {
 		return err
 	}
 	x.rootRuns = runs
-	buf, offsetOf, err := x.readRuns("/", runs, exfatRunsBytes(runs, bs.ClusterSize()))
+	buf, offsetOf, err := x.readRunsUntil("/", runs, exfatRunsBytes(runs, bs.ClusterSize()), true)
 	if err != nil {
 		return err
 	}
@@ -301,21 +301,52 @@ func exfatRunsBytes(runs []Run, cs uint32) int64 {
 // readRuns reads the first n bytes of the clusters in runs and returns
 // them with a map from byte index to partition offset.
 func (x *ExFATFS) readRuns(name string, runs []Run, n int64) ([]byte, func(int) int64, error) {
+	return x.readRunsUntil(name, runs, n, false)
+}
+
+// exfatDirPiece is how much of a directory is read at once: reading stops
+// after the piece that holds the end-of-directory entry (a directory of
+// 32 MiB clusters is mostly never-used entries).
+const exfatDirPiece = 64 << 10
+
+// readRunsUntil is readRuns; with dir it stops after the piece that holds
+// an end-of-directory entry and returns only the bytes read.
+func (x *ExFATFS) readRunsUntil(name string, runs []Run, n int64, dir bool) ([]byte, func(int) int64, error) {
 	cs := int64(x.boot.ClusterSize())
 	if n > exfatRunsBytes(runs, x.boot.ClusterSize()) {
 		return nil, nil, fmt.Errorf("volume: reading %s: %d bytes from %d clusters: %w", name, n, n/cs, ErrCorrupt)
 	}
-	buf := make([]byte, n)
+	piece := n
+	if dir {
+		piece = exfatDirPiece
+	}
+	var buf []byte
+	if !dir {
+		buf = make([]byte, n)
+	}
 	pos := int64(0)
+read:
 	for _, r := range runs {
-		if pos == n {
-			break
+		for in := int64(0); in < int64(r.Count)*cs && pos < n; {
+			l := min(int64(r.Count)*cs-in, n-pos, piece)
+			off := x.inf.ClusterOffset(r.Start) + in
+			if dir {
+				buf = append(buf, make([]byte, l)...)
+			}
+			p := buf[pos : pos+l]
+			if err := readFull(x.r, p, off); err != nil {
+				return nil, nil, &FormatError{What: "exFAT " + name, Offset: off, Msg: err.Error(), Err: ErrCorrupt}
+			}
+			pos += l
+			in += l
+			if dir {
+				for i := 0; i < len(p); i += exfatEntrySize {
+					if p[i] == exfatTypeEnd {
+						break read
+					}
+				}
+			}
 		}
-		l := min(int64(r.Count)*cs, n-pos)
-		if err := readFull(x.r, buf[pos:pos+l], x.inf.ClusterOffset(r.Start)); err != nil {
-			return nil, nil, &FormatError{What: "exFAT " + name, Offset: x.inf.ClusterOffset(r.Start), Msg: err.Error(), Err: ErrCorrupt}
-		}
-		pos += l
 	}
 	offsetOf := func(i int) int64 {
 		k := int64(i)
@@ -394,7 +425,7 @@ func (x *ExFATFS) readDir(d exfatDirRef) ([]Run, *exfatDirScan, error) {
 	if d.size >= 0 {
 		n = d.size
 	}
-	buf, offsetOf, err := x.readRuns("directory "+d.path, runs, n)
+	buf, offsetOf, err := x.readRunsUntil("directory "+d.path, runs, n, true)
 	if err != nil {
 		return nil, nil, err
 	}
