@@ -65,4 +65,3 @@ func FuzzParseExFATBoot(f *testing.F) {
 		}
 	})
 }
-
