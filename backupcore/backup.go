@@ -277,6 +277,7 @@ func checkState(vol *volume.Volume, warn func(string, ...any), dmg *damageLog) (
 			warn("FAT copy %d differs from the active FAT in %d entries (first: %d); the image keeps both copies as they are and uses the active one — run fsck.fat/chkdsk after restoring", d.Copy+1, d.Entries, d.FirstEntry)
 		}
 	}
+	exfatState(vol, warn)
 	return flags, nil
 }
 

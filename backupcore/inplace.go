@@ -42,6 +42,7 @@ const (
 	viaUserMount = iota // the user's read-write FUSE mount of the source
 	viaNTFS3G           // a temporary ntfs-3g mount of the unmounted source
 	viaMtools           // mcopy into the unmounted FAT source
+	viaExFATFuse        // a temporary exfat-fuse mount of the unmounted exFAT source
 )
 
 // inPlace is the image file inside the source and the writer that puts the
@@ -100,7 +101,7 @@ func walkDamage(ctx context.Context, vol *volume.Volume) []volume.Damage {
 // written, and refuses when the free space is short.
 func (ip *inPlace) plan(ctx context.Context, vol *volume.Volume, src io.ReaderAt, opts *Options) error {
 	info := vol.Info
-	if info.Type != volume.NTFS && !info.Type.IsFAT() {
+	if info.Type != volume.NTFS && !info.Type.IsFAT() && info.Type != volume.ExFAT {
 		return fmt.Errorf("%w: %s file systems are not supported", ErrInPlaceUnsafe, info.Type)
 	}
 	bitmap, err := vol.Bitmap()
@@ -409,6 +410,9 @@ func dirExists(vol *volume.Volume, dir string) bool {
 	case vol.FAT() != nil:
 		e, err := vol.FAT().Stat(dir)
 		return err == nil && e.IsDir()
+	case vol.ExFAT() != nil:
+		e, err := vol.ExFAT().Stat(dir)
+		return err == nil && e.IsDir()
 	}
 	return false
 }
@@ -421,6 +425,9 @@ func fileExists(vol *volume.Volume, p string) bool {
 		return err == nil
 	case vol.FAT() != nil:
 		_, err := vol.FAT().Stat(p)
+		return err == nil
+	case vol.ExFAT() != nil:
+		_, err := vol.ExFAT().Stat(p)
 		return err == nil
 	}
 	return false

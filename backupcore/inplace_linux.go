@@ -75,6 +75,9 @@ func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mount
 	if ip.how == viaNTFS3G && vol.Info.Type.IsFAT() {
 		ip.how = viaMtools
 	}
+	if ip.how == viaNTFS3G && vol.Info.Type == volume.ExFAT {
+		ip.how = viaExFATFuse
+	}
 	dir, _ := splitVolPath(ip.volPath)
 	if !dirExists(vol, dir) {
 		return nil, fmt.Errorf("%w: there is no directory %s in %s", ErrInPlaceUnsafe, dir, opts.Source)
@@ -129,6 +132,10 @@ func (ip *inPlace) create(ctx context.Context, src *disk.Section) error {
 			err = uerr
 		}
 		return err
+	case viaExFATFuse:
+		return withExFATFuse(ctx, src, func(dir string) error {
+			return writeZeros(filepath.Join(dir, filepath.FromSlash(ip.volPath)), ip.size)
+		})
 	case viaMtools:
 		img, err := mtoolsImage(src)
 		if err != nil {
@@ -175,6 +182,18 @@ func (ip *inPlace) remove() {
 					}
 				}
 			}
+		}
+	case viaExFATFuse:
+		var src *disk.Section
+		if src, err = disk.OpenPartition(ip.devSpec, false); err == nil {
+			err = withExFATFuse(context.Background(), src, func(dir string) error {
+				err := os.Remove(filepath.Join(dir, filepath.FromSlash(ip.volPath)))
+				if errors.Is(err, os.ErrNotExist) {
+					err = nil
+				}
+				return err
+			})
+			src.Close()
 		}
 	case viaMtools:
 		var src *disk.Section
@@ -301,6 +320,7 @@ func mtoolsImage(src *disk.Section) (string, error) {
 // fuseMount is a temporary ntfs-3g mount, kept in the foreground so that
 // unmount can wait until the driver has written everything and exited.
 type fuseMount struct {
+	name string // the driver, when not ntfs-3g
 	dir  string
 	cmd  *exec.Cmd
 	out  *bytes.Buffer
@@ -311,12 +331,21 @@ func mountNTFS(ctx context.Context, dev string) (*fuseMount, error) {
 	if _, err := exec.LookPath("ntfs-3g"); err != nil {
 		return nil, fmt.Errorf("%w: the image file is created through a temporary ntfs-3g mount, and ntfs-3g is not installed (apt-get install ntfs-3g)", ErrInPlaceUnsafe)
 	}
+	return startDriver(ctx, "", dev, func(dir string) *exec.Cmd {
+		return exec.Command("ntfs-3g", "-o", "no_detach,noatime", dev, dir)
+	})
+}
+
+// startDriver runs a FUSE driver in the foreground on a new temporary
+// directory and waits until it has mounted dev there. name is the driver
+// for messages ("" for ntfs-3g).
+func startDriver(ctx context.Context, name, dev string, command func(dir string) *exec.Cmd) (*fuseMount, error) {
 	dir, err := os.MkdirTemp("", "cbimg-inplace-")
 	if err != nil {
 		return nil, err
 	}
-	m := &fuseMount{dir: dir, out: &bytes.Buffer{}, exit: make(chan error, 1)}
-	m.cmd = exec.Command("ntfs-3g", "-o", "no_detach,noatime", dev, dir)
+	m := &fuseMount{name: name, dir: dir, out: &bytes.Buffer{}, exit: make(chan error, 1)}
+	m.cmd = command(dir)
 	m.cmd.Stdout, m.cmd.Stderr = limited{m.out}, limited{m.out}
 	if err := m.cmd.Start(); err != nil {
 		os.Remove(dir)
@@ -328,7 +357,7 @@ func mountNTFS(ctx context.Context, dev string) (*fuseMount, error) {
 		select {
 		case err := <-m.exit:
 			os.Remove(dir)
-			return nil, fmt.Errorf("%w: ntfs-3g could not mount %s to create the image file (%v): %s", ErrInPlaceUnsafe, dev, err, bytes.TrimSpace(m.out.Bytes()))
+			return nil, fmt.Errorf("%w: %s could not mount %s to create the image file (%v): %s", ErrInPlaceUnsafe, m.driverName(), dev, err, bytes.TrimSpace(m.out.Bytes()))
 		case <-ctx.Done():
 			m.unmount()
 			return nil, ctx.Err()
@@ -336,7 +365,7 @@ func mountNTFS(ctx context.Context, dev string) (*fuseMount, error) {
 		}
 		if time.Now().After(deadline) {
 			m.unmount()
-			return nil, fmt.Errorf("ntfs-3g did not mount %s within 30 s", dev)
+			return nil, fmt.Errorf("%s did not mount %s within 30 s", m.driverName(), dev)
 		}
 	}
 	return m, nil
@@ -353,12 +382,12 @@ func (m *fuseMount) unmount() error {
 	if err != nil {
 		m.cmd.Process.Kill()
 		<-m.exit
-		return fmt.Errorf("unmount the temporary ntfs-3g mount %s: %w", m.dir, err)
+		return fmt.Errorf("unmount the temporary %s mount %s: %w", m.driverName(), m.dir, err)
 	}
 	select {
 	case <-m.exit:
 	case <-time.After(2 * time.Minute):
-		return fmt.Errorf("ntfs-3g did not exit after unmounting %s", m.dir)
+		return fmt.Errorf("%s did not exit after unmounting %s", m.driverName(), m.dir)
 	}
 	os.Remove(m.dir)
 	return nil

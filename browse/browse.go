@@ -31,9 +31,10 @@ var ErrNoFileSystem = fmt.Errorf("browse: the image holds no NTFS or FAT file sy
 // FS is the file tree of one NTFS or FAT volume. It implements fs.FS,
 // fs.StatFS, fs.ReadDirFS and fs.ReadLinkFS and is safe for concurrent use.
 type FS struct {
-	typ  volume.Type
-	ntfs *volume.NTFSFS
-	fat  *volume.FATFS
+	typ   volume.Type
+	ntfs  *volume.NTFSFS
+	fat   *volume.FATFS
+	exfat *volume.ExFATFS
 
 	// Exclusions by lower-cased "/path" or "/path:stream", and for NTFS by
 	// MFT record (so every hard link of an excluded file is marked too).
@@ -76,6 +77,8 @@ func NewVolume(r io.ReaderAt, size int64, excl []image.Exclusion) (*FS, error) {
 		f.ntfs = v.NTFS()
 	case v.Info.Type.IsFAT():
 		f.fat = v.FAT()
+	case v.Info.Type == volume.ExFAT:
+		f.exfat = v.ExFAT()
 	default:
 		return nil, ErrNoFileSystem
 	}
@@ -229,6 +232,11 @@ func (f *FS) entry(name string) (*Entry, error) {
 		if name == "." {
 			e.Name = "."
 		}
+	} else if f.exfat != nil {
+		var err error
+		if e, err = f.exfatStat(name, vp); err != nil {
+			return nil, err
+		}
 	} else {
 		st, err := f.fat.Stat(vp)
 		if err != nil {
@@ -325,6 +333,11 @@ func (f *FS) readDir(name string) ([]fs.DirEntry, error) {
 				e.Excluded = f.excluded(volPath(p), e.ID, "")
 			}
 			out = append(out, &dirEntry{fs: f, e: e})
+		}
+	} else if f.exfat != nil {
+		var err error
+		if out, err = f.exfatList(prefix, vp); err != nil {
+			return nil, err
 		}
 	} else {
 		list, err := f.fat.ReadDir(vp)
@@ -483,6 +496,9 @@ func (f *FS) data(e *Entry, stream string) (io.ReaderAt, error) {
 			return nil, fmt.Errorf("stream size %d, record says %d: %w", nf.Size(), e.Size, volume.ErrCorrupt)
 		}
 		return nf, nil
+	}
+	if f.exfat != nil {
+		return f.exfatData(vp)
 	}
 	ff, err := f.fat.Open(vp)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package catalog finds partition images — cbimg's own and every kind
 // package anyimage reads (partclone, ntfsclone, ...), detected by content —
-// on the NTFS and FAT partitions of a disk, read raw without mounting
+// on the NTFS, FAT and exFAT partitions of a disk, read raw without mounting
 // anything, or in a directory tree. For each it reads the header and says
 // which partitions it could restore.
 package catalog
@@ -160,7 +160,7 @@ func scanVolume(ctx context.Context, p part) ([]Found, error) {
 	return out, err
 }
 
-// openFile opens a file of an NTFS or FAT volume for reading.
+// openFile opens a file of an NTFS, FAT or exFAT volume for reading.
 func openFile(v *volume.Volume, path string) (io.ReaderAt, error) {
 	if n := v.NTFS(); n != nil {
 		return n.Open(path)
@@ -168,7 +168,10 @@ func openFile(v *volume.Volume, path string) (io.ReaderAt, error) {
 	if f := v.FAT(); f != nil {
 		return f.Open(path)
 	}
-	return nil, errors.New("catalog: not an NTFS or FAT volume")
+	if x := v.ExFAT(); x != nil {
+		return x.Open(path)
+	}
+	return nil, errors.New("catalog: not an NTFS, FAT or exFAT volume")
 }
 
 // readHeader reads and checks just the header: enough to list an image,

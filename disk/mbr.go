@@ -55,10 +55,10 @@ func isMBR(s []byte) bool {
 	return true
 }
 
-// isBootRecord reports whether s looks like an NTFS or FAT boot sector: a
-// partition imaged on its own, or a disk formatted without a table.
+// isBootRecord reports whether s looks like an NTFS, FAT or exFAT boot
+// sector: a partition imaged on its own, or a disk formatted without a table.
 func isBootRecord(s []byte) bool {
-	if string(s[3:11]) == "NTFS    " {
+	if string(s[3:11]) == "NTFS    " || string(s[3:11]) == "EXFAT   " {
 		return true
 	}
 	if s[0] != 0xEB && s[0] != 0xE9 {

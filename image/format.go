@@ -185,10 +185,11 @@ const (
 	FSFAT12 = 2
 	FSFAT16 = 3
 	FSFAT32 = 4
+	FSExFAT = 5
 )
 
-// FSName names a file-system type: "raw", "ntfs", "fat12", "fat16" or
-// "fat32", so that faces need not know the volume package to show it.
+// FSName names a file-system type: "raw", "ntfs", "fat12", "fat16",
+// "fat32" or "exfat", so that faces need not know the volume package to show it.
 func FSName(t uint8) string {
 	switch t {
 	case FSRaw:
@@ -201,6 +202,8 @@ func FSName(t uint8) string {
 		return "fat16"
 	case FSFAT32:
 		return "fat32"
+	case FSExFAT:
+		return "exfat"
 	}
 	return fmt.Sprintf("unknown(%d)", t)
 }
@@ -213,7 +216,7 @@ func (h *Header) FSName() string { return FSName(h.FSType) }
 type Header struct {
 	Version       uint16
 	RequiredFlags uint16
-	FSType        uint8 // FSRaw, FSNTFS, FSFAT12, FSFAT16, FSFAT32
+	FSType        uint8 // FSRaw, FSNTFS, FSFAT12, FSFAT16, FSFAT32, FSExFAT
 	Codec         Codec
 	Level         uint8
 	Flags         uint8

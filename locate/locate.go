@@ -1,5 +1,5 @@
 // Package locate names images in two ways: a plain path, or
-// PARTITION:PATH — a file inside the NTFS or FAT file system of a partition
+// PARTITION:PATH — a file inside the NTFS, FAT or exFAT file system of a partition
 // (a device, a file holding one partition, or DISK@N), read straight from
 // the partition through cbimg's own file-system readers, so the partition
 // need not be mounted. Restoring a partition in place from an image stored
@@ -136,6 +136,15 @@ func Lookup(vol *volume.Volume, part *disk.Section, path string) (*File, error) 
 			return nil, err
 		}
 		f.r, f.Size, f.Runs = ff, ff.Size(), ff.Runs()
+	case vol.ExFAT() != nil:
+		xf, err := vol.ExFAT().Open(path)
+		if err != nil {
+			return nil, err
+		}
+		f.r, f.Size, f.Runs = xf, xf.Size(), xf.Runs()
+		if v := xf.Entry.ValidSize; v != xf.Size() {
+			f.Why = fmt.Sprintf("its valid data length (%d) is short of its size (%d)", v, xf.Size())
+		}
 	default:
 		return nil, fmt.Errorf("locate: %s file systems cannot be browsed", vol.Info.Type)
 	}

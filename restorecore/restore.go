@@ -229,11 +229,16 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &guardWriter{f: tgt, guards: guards}
+	w := &guardWriter{f: tgt, guards: guards, sectorSize: int64(h.SectorSize)}
 	// A partition at another place on its disk: the boot records' "hidden
 	// sectors" (the partition's start LBA) must follow it.
 	if tgt.Partition.Number > 0 {
-		if hs := uint64(tgt.Start()) / uint64(h.SectorSize); hs != h.HiddenSectors && hs <= 0xFFFFFFFF && h.FSType != 0 {
+		hs := uint64(tgt.Start()) / uint64(h.SectorSize)
+		if volume.Type(h.FSType) == volume.ExFAT && len(guards) == 2 && hs != h.HiddenSectors && h.HiddenSectors != 0 {
+			// exFAT: a 64-bit offset under the boot checksum (exfat.go).
+			w.exfatOffset, w.setExfatOffset = hs, true
+			res0.HiddenSectors = hs
+		} else if hs != h.HiddenSectors && hs <= 0xFFFFFFFF && h.FSType != 0 && volume.Type(h.FSType) != volume.ExFAT {
 			w.hidden, w.setHidden = uint32(hs), true
 			res0.HiddenSectors = hs
 		}
@@ -418,6 +423,12 @@ func bootGuards(h *image.Header, in source) ([]image.Extent, error) {
 		if h.FSSize >= 2*ss {
 			g = append(g, image.Extent{Offset: h.FSSize - ss, Length: ss})
 		}
+	case volume.ExFAT:
+		// Both boot regions whole: the checksum sector must never pair
+		// with a boot sector it does not sum.
+		if r := exfatBootRegion(ss); h.FSSize >= 2*r {
+			g = []image.Extent{{Offset: 0, Length: r}, {Offset: r, Length: r}}
+		}
 	case volume.FAT32:
 		if len(h.SysExtents) > 0 && h.SysExtents[0].Offset == 0 && h.SysExtents[0].Length >= 512 {
 			b, err := in.peek(512)
@@ -441,6 +452,10 @@ type guardWriter struct {
 	hidden    uint32 // new "hidden sectors" value, when setHidden
 	setHidden bool
 	scratch   []byte // target bytes read back on resume
+
+	exfatOffset    uint64 // new exFAT partition offset, when setExfatOffset
+	setExfatOffset bool
+	sectorSize     int64
 }
 
 type heldBytes struct {
@@ -545,6 +560,11 @@ func (w *guardWriter) zero(off, n int64) error {
 // flushGuards writes the held boot-record bytes, backup copies first and
 // sector 0 last.
 func (w *guardWriter) flushGuards() error {
+	if w.setExfatOffset {
+		if err := w.exfatSetOffset(w.sectorSize, w.exfatOffset); err != nil {
+			return err
+		}
+	}
 	sort.SliceStable(w.held, func(i, j int) bool { return w.held[i].off > w.held[j].off })
 	if w.setHidden {
 		// NTFS and FAT both keep it at byte 0x1C of the boot sector.

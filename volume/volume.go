@@ -1,5 +1,5 @@
-// Package volume holds cbimg's file-system knowledge: it recognizes NTFS and
-// FAT12/16/32 from the boot record, reports the parameters a backup needs,
+// Package volume holds cbimg's file-system knowledge: it recognizes NTFS,
+// FAT12/16/32 and exFAT from the boot record, reports the parameters a backup needs,
 // builds the used-cluster bitmap from the file system's own allocation data,
 // names the areas outside the cluster grid that must be copied, and walks the
 // files so that backups can leave some of them out. Damage met on a walk
@@ -29,6 +29,7 @@ const (
 	FAT12   Type = 2
 	FAT16   Type = 3
 	FAT32   Type = 4
+	ExFAT   Type = 5
 )
 
 func (t Type) String() string {
@@ -41,6 +42,8 @@ func (t Type) String() string {
 		return "fat16"
 	case FAT32:
 		return "fat32"
+	case ExFAT:
+		return "exfat"
 	}
 	if t == Unknown {
 		return "raw"
@@ -197,6 +200,8 @@ func Open(r io.ReaderAt, size int64) (*Volume, error) {
 		impl, err = openNTFS(r, size)
 	case isFATBoot(boot[:]):
 		impl, err = openFAT(r, size)
+	case isExFATBoot(boot[:]):
+		impl, err = openExFAT(r, size)
 	case string(boot[3:11]) == "-FVE-FS-":
 		return nil, &FormatError{What: "boot record", Offset: 3, Msg: "BitLocker-encrypted volume: unlock it and back up the unlocked device, or copy it encrypted with --sector-by-sector", Err: ErrEncrypted}
 	default:

@@ -51,7 +51,7 @@ func newBackupCommand(g *globalOptions) *cobra.Command {
 		Use:   "backup SOURCE IMAGE",
 		Short: "Back up the used clusters of an NTFS or FAT partition into an image",
 		Long: `backup reads SOURCE (a block device such as /dev/sdb1, or a file holding one
-partition), recognizes NTFS or FAT12/16/32 from its boot record, and writes
+partition), recognizes NTFS, FAT12/16/32 or exFAT from its boot record, and writes
 the used clusters plus the file system's system areas to IMAGE ("-" for
 standard output). hiberfil.sys, pagefile.sys, swapfile.sys in the volume root
 and cbimg images found on the volume are left out: they keep their size and

@@ -58,7 +58,7 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cbimg",
 		Short: "Cluster-based images of NTFS and FAT partitions",
-		Long:  "cbimg backs up an NTFS or FAT partition by copying only the clusters the file system uses,\nrestores it, verifies images and mounts them read-only. Every command takes --help.\n\n" + exitHelp,
+		Long:  "cbimg backs up an NTFS, FAT or exFAT partition by copying only the clusters the file system uses,\nrestores it, verifies images and mounts them read-only. Every command takes --help.\n\n" + exitHelp,
 		Example: `  cbimg backup /dev/sdb1 sdb1.cbi
   cbimg verify sdb1.cbi
   cbimg restore sdb1.cbi /dev/sdc1

@@ -1,9 +1,10 @@
 //go:build linux
 
-// Package testvol gives tests real NTFS and FAT volume files. Volumes are
-// built by the scripts in testdata/mkvol with the real tools (mkntfs and an
-// ntfs-3g mount, mkfs.fat and mtools), so readers are tested against what
-// those tools write rather than against bytes we made up. Built volumes are
+// Package testvol gives tests real NTFS, FAT and exFAT volume files.
+// Volumes are built by the scripts in testdata/mkvol with the real tools
+// (mkntfs and an ntfs-3g mount, mkfs.fat and mtools, mkfs.exfat and an
+// exfat-fuse mount), so readers are tested against what those tools write
+// rather than against bytes we made up. Built volumes are
 // cached under os.TempDir() by a hash of the spec and the scripts, shared by
 // all test processes, and must be treated as read-only: use Copy to get a
 // private, writable copy.
@@ -47,6 +48,16 @@ type FATSpec struct {
 	ClusterSize int    // bytes; 0 = mkfs.fat default
 	SectorSize  int    // logical sector size in bytes; 0 = 512
 	Content     string // "empty" (also ""), "basic" or "full"; see testdata/mkvol/README.md
+}
+
+// ExFATSpec describes an exFAT volume to build (mkfs.exfat, filled
+// through exfat-fuse on a loop device: needs root).
+type ExFATSpec struct {
+	SizeMiB     int    // volume size; 0 = 64
+	ClusterSize int    // bytes; 0 = mkfs.exfat default
+	SectorSize  int    // 512 or 4096; 0 = 512
+	Content     string // "empty" (also ""), "basic" or "full"; see testdata/mkvol/README.md
+	Align       int    // boundary alignment of the FAT and heap in bytes; 0 = mkfs.exfat default
 }
 
 // Magic is the start of a .cbi image; the "old.cbi" fixtures begin with it.
@@ -101,6 +112,63 @@ func FAT(t testing.TB, spec FATSpec) string {
 	args := []string{strconv.Itoa(spec.Bits), strconv.Itoa(size), strconv.Itoa(spec.ClusterSize),
 		strconv.Itoa(spec.SectorSize), content}
 	return script(t, "fat.sh", args)
+}
+
+// ExFAT returns the path of an exFAT volume file built to spec. The file
+// is shared and cached: callers must not modify it (use Copy).
+func ExFAT(t testing.TB, spec ExFATSpec) string {
+	t.Helper()
+	content := normContent(t, spec.Content)
+	size := spec.SizeMiB
+	if size == 0 {
+		size = 64
+	}
+	Need(t, "mkfs.exfat", "mount.exfat-fuse", "fusermount", "losetup", "openssl", "awk", "bash")
+	if os.Geteuid() != 0 {
+		t.Skip("testvol: exFAT volumes are filled through a loop device: needs root")
+	}
+	args := []string{strconv.Itoa(size), strconv.Itoa(spec.ClusterSize), strconv.Itoa(spec.SectorSize), content}
+	if spec.Align != 0 {
+		args = append(args, strconv.Itoa(spec.Align))
+	}
+	return script(t, "exfat.sh", args)
+}
+
+// MountExFAT mounts a copy of the exFAT volume file img read-only through
+// exfat-fuse (on a loop device, which exfat-fuse wants when run as root)
+// and returns the mount point; it is unmounted at cleanup.
+func MountExFAT(t testing.TB, img string) string {
+	t.Helper()
+	Need(t, "mount.exfat-fuse", "losetup", "fusermount")
+	loop := strings.TrimSpace(Run(t, "losetup", "-f", "--show", "-r", Copy(t, img)))
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	dir := t.TempDir()
+	MountDriver(t, exec.Command("mount.exfat-fuse", "-d", "-o", "ro", loop, dir), dir)
+	return dir
+}
+
+// Gunzip unpacks the gzip file src into a new file and returns its path.
+func Gunzip(t testing.TB, src string) string {
+	t.Helper()
+	zf, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zf.Close()
+	zr, err := gzip.NewReader(zf)
+	if err != nil {
+		t.Fatalf("testvol: %s: %v", src, err)
+	}
+	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(src), ".gz"))
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, zr); err != nil {
+		t.Fatalf("testvol: unpack %s: %v", src, err)
+	}
+	return out
 }
 
 func normContent(t testing.TB, c string) string {
@@ -502,6 +570,8 @@ var toolPackages = map[string]string{
 	"fusermount": "fuse3", "fusermount3": "fuse3",
 	"openssl": "openssl", "perl": "perl", "python3": "python3", "awk": "mawk",
 	"bash": "bash", "setfattr": "attr", "getfattr": "attr",
+	"mkfs.exfat": "exfatprogs", "fsck.exfat": "exfatprogs", "dump.exfat": "exfatprogs",
+	"mount.exfat-fuse": "exfat-fuse", "losetup": "mount", "partclone.exfat": "partclone",
 	"fallocate": "util-linux", "mountpoint": "util-linux", "truncate": "coreutils",
 }
 
