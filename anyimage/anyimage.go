@@ -216,7 +216,8 @@ func OpenReaderAt(src io.ReaderAt, size int64, name string, closer io.Closer, op
 		}
 	}
 	closeQuietly(closer)
-	return nil, fmt.Errorf("%s: %w: not a cbimg, partclone or ntfsclone image (nor any other kind cbimg reads)", name, image.ErrFormat)
+	return nil, fmt.Errorf("%s: %w", name, &image.FormatError{Region: "header", Offset: 0,
+		Msg: "not an image cbimg reads (no .cbi, partclone, ntfsclone or other known signature)", Err: image.ErrFormat})
 }
 
 func closeQuietly(c io.Closer) {
