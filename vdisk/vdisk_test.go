@@ -1,0 +1,166 @@
+package vdisk
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/cbimg/cbimg/internal/testvol"
+)
+
+// A Windows-made MBR disk (one NTFS partition) in every format qemu-img
+// and ewfacquire write, each with the raw bytes it must read as.
+type fixture struct {
+	name string // file to open
+	ref  string // raw bytes it must equal
+	kind Kind
+}
+
+var fixtures struct {
+	once sync.Once
+	dir  string
+	raw  string
+	list []fixture
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixtures.dir != "" {
+		os.RemoveAll(fixtures.dir)
+	}
+	os.Exit(code)
+}
+
+// buildFixtures converts the raw disk into every format once per run.
+func buildFixtures(t *testing.T) (string, []fixture) {
+	t.Helper()
+	testvol.Need(t, "qemu-img", "qemu-io", "ewfacquire")
+	fixtures.once.Do(func() {
+		dir, err := os.MkdirTemp("", "vdisk-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fixtures.dir = dir
+		raw := testvol.Real(t, "ntfs/win10-mbr-disk-lastaccess.raw")
+		fixtures.raw = raw
+		p := func(n string) string { return filepath.Join(dir, n) }
+		conv := func(out, fmt string, opts ...string) {
+			args := append([]string{"convert", "-f", "raw", "-O", fmt}, opts...)
+			testvol.Run(t, "qemu-img", append(args, raw, p(out))...)
+		}
+		add := func(name, ref string, k Kind) {
+			fixtures.list = append(fixtures.list, fixture{p(name), ref, k})
+		}
+		conv("dyn.vhd", "vpc", "-o", "subformat=dynamic,force_size=on")
+		add("dyn.vhd", raw, VHD)
+		conv("fixed.vhd", "vpc", "-o", "subformat=fixed,force_size=on")
+		add("fixed.vhd", raw, VHD)
+		conv("dyn.vhdx", "vhdx")
+		add("dyn.vhdx", raw, VHDX)
+		conv("fixed.vhdx", "vhdx", "-o", "subformat=fixed")
+		add("fixed.vhdx", raw, VHDX)
+		conv("v2.qcow2", "qcow2", "-o", "compat=0.10")
+		add("v2.qcow2", raw, QCOW2)
+		conv("v3.qcow2", "qcow2", "-o", "compat=1.1,cluster_size=4096")
+		add("v3.qcow2", raw, QCOW2)
+		conv("zlib.qcow2", "qcow2", "-c")
+		add("zlib.qcow2", raw, QCOW2)
+		conv("zstd.qcow2", "qcow2", "-c", "-o", "compression_type=zstd")
+		add("zstd.qcow2", raw, QCOW2)
+		// An overlay on a compressed qcow2, with writes of its own, one
+		// zeroed range, and a size beyond its backing file's.
+		testvol.Run(t, "qemu-img", "create", "-f", "qcow2", "-b", "zlib.qcow2", "-F", "qcow2", p("overlay.qcow2"), "300M")
+		testvol.Run(t, "qemu-io", "-c", "write -P 0xab 1M 192k", "-c", "write -z 2M 64k", "-c", "write -P 0x5c 299M 64k", p("overlay.qcow2"))
+		testvol.Run(t, "qemu-img", "convert", "-O", "raw", p("overlay.qcow2"), p("overlay.raw"))
+		add("overlay.qcow2", p("overlay.raw"), QCOW2)
+		// A qcow2 straight over the raw file.
+		testvol.Run(t, "qemu-img", "create", "-f", "qcow2", "-b", raw, "-F", "raw", p("onraw.qcow2"))
+		add("onraw.qcow2", raw, QCOW2)
+		conv("sparse.vmdk", "vmdk", "-o", "subformat=monolithicSparse")
+		add("sparse.vmdk", raw, VMDK)
+		conv("stream.vmdk", "vmdk", "-o", "subformat=streamOptimized")
+		add("stream.vmdk", raw, VMDK)
+		conv("flat.vmdk", "vmdk", "-o", "subformat=monolithicFlat")
+		add("flat.vmdk", raw, VMDK)
+		conv("split.vmdk", "vmdk", "-o", "subformat=twoGbMaxExtentSparse")
+		add("split.vmdk", raw, VMDK)
+		testvol.Run(t, "ewfacquire", "-u", "-t", p("ev"), "-c", "deflate:fast", "-S", "1MiB", "-f", "encase6", "-q", raw)
+		add("ev.E01", raw, EWF)
+		testvol.Run(t, "ewfacquire", "-u", "-t", p("plain"), "-c", "none", "-f", "encase6", "-q", raw)
+		add("plain.E01", raw, EWF)
+	})
+	if fixtures.list == nil {
+		t.Fatal("fixtures were not built")
+	}
+	return fixtures.dir, fixtures.list
+}
+
+func sha(t *testing.T, r io.ReaderAt, size int64) [32]byte {
+	t.Helper()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
+		t.Fatal(err)
+	}
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+// TestReadersEqualRaw: every format reads as the raw disk it was made from
+// (qemu-img's raw output for an overlay), whole and by random reads.
+func TestReadersEqualRaw(t *testing.T) {
+	_, list := buildFixtures(t)
+	for _, fx := range list {
+		t.Run(filepath.Base(fx.name), func(t *testing.T) {
+			k, err := Detect(fx.name)
+			if err != nil || k != fx.kind {
+				t.Fatalf("Detect = %v, %v; want %v", k, err, fx.kind)
+			}
+			d, err := Open(fx.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			ref, err := os.Open(fx.ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ref.Close()
+			st, _ := ref.Stat()
+			if d.Size() != st.Size() {
+				t.Fatalf("size %d, want %d", d.Size(), st.Size())
+			}
+			if sha(t, d, d.Size()) != sha(t, ref, st.Size()) {
+				t.Fatalf("%s (%s) does not read as %s", fx.name, d.Format(), fx.ref)
+			}
+			rng := rand.New(rand.NewSource(1))
+			for range 200 {
+				n := rng.Intn(300000) + 1
+				off := rng.Int63n(d.Size() + 1000)
+				a, b := make([]byte, n), make([]byte, n)
+				na, ea := d.ReadAt(a, off)
+				nb, eb := ref.ReadAt(b, off)
+				if na != nb || !bytes.Equal(a[:na], b[:nb]) || (ea == nil) != (eb == nil) {
+					t.Fatalf("ReadAt(%d, %d) = %d, %v; raw gives %d, %v", n, off, na, ea, nb, eb)
+				}
+			}
+		})
+	}
+}
+
+// TestRawIsNotVirtual: a raw disk is not taken for a virtual one.
+func TestRawIsNotVirtual(t *testing.T) {
+	buildFixtures(t)
+	if k, err := Detect(fixtures.raw); err != nil || k != Raw {
+		t.Fatalf("Detect(raw) = %v, %v", k, err)
+	}
+	if _, err := Open(fixtures.raw); !errors.Is(err, ErrNotVirtual) {
+		t.Fatalf("Open(raw) = %v, want ErrNotVirtual", err)
+	}
+}
