@@ -1,4 +1,4 @@
-package vdisk
+package vdisk_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cbimg/cbimg/internal/testvol"
+	. "github.com/cbimg/cbimg/vdisk"
 )
 
 // A Windows-made MBR disk (one NTFS partition) in every format qemu-img
@@ -88,8 +89,6 @@ func buildFixtures(t *testing.T) (string, []fixture) {
 		add("stream.vmdk", raw, VMDK)
 		conv("flat.vmdk", "vmdk", "-o", "subformat=monolithicFlat")
 		add("flat.vmdk", raw, VMDK)
-		conv("split.vmdk", "vmdk", "-o", "subformat=twoGbMaxExtentSparse")
-		add("split.vmdk", raw, VMDK)
 		testvol.Run(t, "ewfacquire", "-u", "-t", p("ev"), "-c", "deflate:fast", "-S", "1MiB", "-f", "encase6", "-q", raw)
 		add("ev.E01", raw, EWF)
 		testvol.Run(t, "ewfacquire", "-u", "-t", p("plain"), "-c", "none", "-f", "encase6", "-q", raw)
@@ -140,7 +139,7 @@ func TestReadersEqualRaw(t *testing.T) {
 				t.Fatalf("%s (%s) does not read as %s", fx.name, d.Format(), fx.ref)
 			}
 			rng := rand.New(rand.NewSource(1))
-			for range 200 {
+			for range 60 {
 				n := rng.Intn(300000) + 1
 				off := rng.Int63n(d.Size() + 1000)
 				a, b := make([]byte, n), make([]byte, n)

@@ -205,3 +205,14 @@ func ReadParent(parent Disk, p []byte, off int64) error {
 	}
 	return err
 }
+
+// Exercise reads a few pieces spread over d, for fuzz targets: any error
+// is fine, a panic or a hang is not.
+func Exercise(d Disk) {
+	buf := make([]byte, 70000)
+	size := d.Size()
+	for i := int64(0); i < 16; i++ {
+		d.ReadAt(buf, size/16*i)
+	}
+	d.ReadAt(buf[:1], size-1)
+}
