@@ -46,7 +46,7 @@ func TestHostile(t *testing.T) {
 		t.Fatalf("good image: %v", err)
 	}
 	cases := map[string][]byte{
-		"L1 past the end": edit(func(b []byte) { binary.BigEndian.PutUint64(b[h.l1Offset:], 1<<40) }),
+		"L1 past the end":  edit(func(b []byte) { binary.BigEndian.PutUint64(b[h.l1Offset:], 1<<40) }),
 		"L1 at the header": edit(func(b []byte) { binary.BigEndian.PutUint64(b[h.l1Offset:], 0x200|1<<63) }),
 		"data past the end": edit(func(b []byte) {
 			binary.BigEndian.PutUint64(b[l2:], 1<<40|1<<63)
@@ -59,7 +59,7 @@ func TestHostile(t *testing.T) {
 				b[int(off)+i] = 0xff
 			}
 		}),
-		"L1 too short": edit(func(b []byte) { binary.BigEndian.PutUint32(b[36:], 0) }),
+		"L1 too short":    edit(func(b []byte) { binary.BigEndian.PutUint32(b[36:], 0) }),
 		"unknown version": edit(func(b []byte) { binary.BigEndian.PutUint32(b[4:], 4) }),
 		"marked corrupt":  edit(func(b []byte) { b[79] |= featCorrupt }),
 	}
