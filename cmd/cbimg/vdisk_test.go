@@ -1,0 +1,91 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/cbimg/cbimg/internal/testvol"
+)
+
+// TestVirtualDisks: a VHDX made by qemu-img from a Windows-made disk lists
+// the raw disk's partitions, backs up by DISK@N, mounts as disk.raw and
+// part1.raw, and is never a restore target; a damaged or incomplete
+// virtual disk exits 3.
+func TestVirtualDisks(t *testing.T) {
+	raw := testvol.Real(t, "ntfs/win10-mbr-disk-lastaccess.raw")
+	dir := t.TempDir()
+	vhdx := filepath.Join(dir, "win.vhdx")
+	testvol.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vhdx", raw, vhdx)
+
+	want, got := partitionsOf(t, raw), partitionsOf(t, vhdx)
+	if got.Format != "VHDX (dynamic)" {
+		t.Errorf("format %q", got.Format)
+	}
+	for i := range want.Partitions {
+		want.Partitions[i].Spec = ""
+	}
+	for i := range got.Partitions {
+		got.Partitions[i].Spec = ""
+	}
+	if !reflect.DeepEqual(want.Partitions, got.Partitions) {
+		t.Errorf("partitions of the VHDX %+v, of the raw disk %+v", got.Partitions, want.Partitions)
+	}
+
+	img := filepath.Join(dir, "p1.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", vhdx+"@1", img); code != 0 {
+		t.Fatalf("backup %s@1: exit %d %s", vhdx, code, stderr)
+	}
+	if out, stderr, code := cbimg(t, nil, "ls", img, "/test"); code != 0 || !strings.Contains(out, "1.txt") {
+		t.Errorf("ls of the backup: exit %d %s %s", code, out, stderr)
+	}
+
+	mnt := t.TempDir()
+	if _, stderr, code := cbimg(t, nil, "mount", vhdx, mnt); code != 0 {
+		t.Fatalf("mount: exit %d %s", code, stderr)
+	}
+	if a, b := fileSHA(t, filepath.Join(mnt, "disk.raw")), fileSHA(t, raw); a != b {
+		t.Errorf("disk.raw %s, the raw disk %s", a, b)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "part1.raw")); err != nil {
+		t.Error(err)
+	}
+	if _, stderr, code := cbimg(t, nil, "umount", mnt); code != 0 {
+		t.Errorf("umount: exit %d %s", code, stderr)
+	}
+
+	if _, stderr, code := cbimg(t, nil, "restore", "--yes", img, vhdx+"@1"); code != exitRefused {
+		t.Errorf("restore into a VHDX: exit %d %s", code, stderr)
+	}
+
+	trunc := filepath.Join(dir, "trunc.vhdx")
+	b, _ := os.ReadFile(vhdx)
+	os.WriteFile(trunc, b[:300<<10], 0o600)
+	if _, stderr, code := cbimg(t, nil, "partitions", trunc); code != exitDamaged {
+		t.Errorf("truncated VHDX: exit %d %s", code, stderr)
+	}
+	orphan := filepath.Join(dir, "orphan.qcow2")
+	testvol.Run(t, "qemu-img", "create", "-f", "qcow2", "-u", "-b", filepath.Join(dir, "gone.raw"), "-F", "raw", orphan, "256M")
+	if _, stderr, code := cbimg(t, nil, "backup", orphan+"@1", filepath.Join(dir, "o.cbi")); code != exitDamaged || !strings.Contains(stderr, "gone.raw") {
+		t.Errorf("missing backing file: exit %d %s", code, stderr)
+	}
+}
+
+func fileSHA(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
