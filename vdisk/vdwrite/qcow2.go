@@ -55,7 +55,7 @@ func writeQCOW2(w *writer, src *Source) error {
 	be.PutUint64(h[40:], uint64(l1Off))
 	be.PutUint64(h[48:], uint64(rtOff))
 	be.PutUint32(h[56:], uint32(rtc))
-	be.PutUint32(h[96:], 4)   // refcount_order: 16-bit refcounts
+	be.PutUint32(h[96:], 4)    // refcount_order: 16-bit refcounts
 	be.PutUint32(h[100:], 104) // header_length; the end-of-extensions marker follows
 	if err := w.at(h, 0); err != nil {
 		return err
