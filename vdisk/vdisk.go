@@ -9,6 +9,9 @@
 package vdisk
 
 import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -155,3 +158,43 @@ func open(path string, depth int) (vdio.Disk, error) {
 type rawFile struct{ *vdio.File }
 
 func (r rawFile) Size() int64 { return r.File.Size }
+
+// VerifyResult is what Verify found.
+type VerifyResult struct {
+	Format    string
+	Size      int64
+	StoredMD5 string // the MD5 an E01 records, hex; "" for other formats
+	MD5       string // the MD5 of the disk's bytes, hex
+}
+
+// Verify reads the whole virtual disk at path, which checks every table,
+// compressed cluster and chunk checksum the format has, and for an E01
+// compares the media's MD5 with the stored one (a mismatch wraps
+// ErrFormat).
+func Verify(ctx context.Context, path string) (*VerifyResult, error) {
+	d, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	res := &VerifyResult{Format: d.Format(), Size: d.Size()}
+	if e, ok := d.(*ewf.Disk); ok {
+		res.StoredMD5 = e.StoredMD5()
+		res.MD5, err = e.Verify(ctx)
+		return res, err
+	}
+	h := md5.New()
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < d.Size(); off += int64(len(buf)) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n := int(min(int64(len(buf)), d.Size()-off))
+		if _, err := d.ReadAt(buf[:n], off); err != nil && err != io.EOF {
+			return nil, err
+		}
+		h.Write(buf[:n])
+	}
+	res.MD5 = hex.EncodeToString(h.Sum(nil))
+	return res, nil
+}
