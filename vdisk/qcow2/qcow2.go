@@ -150,12 +150,49 @@ func (d *Disk) Close() error {
 	return d.f.Close()
 }
 
-// ReadAt reads the disk's bytes.
+// ReadAt reads the disk's bytes. Standard clusters that follow each other
+// in the file as on the disk are read with one call.
 func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
-	return vdio.ReadBlocks(p, off, d.Size(), d.cs, d.readCluster)
+	var runHost int64
+	var runAt, runLen, at int
+	flush := func() error {
+		if runLen == 0 {
+			return nil
+		}
+		err := d.f.ReadFull(p[runAt:runAt+runLen], runHost, "data clusters")
+		runLen = 0
+		return err
+	}
+	n, err := vdio.ReadBlocks(p, off, d.Size(), d.cs, func(q []byte, c, in int64) error {
+		pos := at
+		at += len(q)
+		host, err := d.readCluster(q, c, in)
+		if err != nil || host < 0 {
+			if ferr := flush(); err == nil {
+				err = ferr
+			}
+			return err
+		}
+		if runLen > 0 && runAt+runLen == pos && runHost+int64(runLen) == host+in {
+			runLen += len(q)
+			return nil
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		runHost, runAt, runLen = host+in, pos, len(q)
+		return nil
+	})
+	if ferr := flush(); ferr != nil && (err == nil || err == io.EOF) {
+		return 0, ferr
+	}
+	return n, err
 }
 
-func (d *Disk) readCluster(q []byte, c, in int64) error {
+// readCluster fills q (bytes in.. of guest cluster c) unless the cluster
+// is a standard one: then it returns its host offset for the caller to
+// read, and -1 otherwise.
+func (d *Disk) readCluster(q []byte, c, in int64) (int64, error) {
 	name := d.f.Name()
 	per := d.cs / 8
 	l2off := d.l1[c/per]
@@ -163,7 +200,7 @@ func (d *Disk) readCluster(q []byte, c, in int64) error {
 	if l2off != 0 {
 		t, err := d.table(int64(l2off))
 		if err != nil {
-			return err
+			return -1, err
 		}
 		e = binary.BigEndian.Uint64(t[8*(c%per):])
 	}
@@ -171,23 +208,21 @@ func (d *Disk) readCluster(q []byte, c, in int64) error {
 	case e&l2Compressed != 0:
 		plain, err := d.decompress(e, int64(l2off)+8*(c%per))
 		if err != nil {
-			return err
+			return -1, err
 		}
 		copy(q, plain[in:])
-		return nil
+		return -1, nil
 	case d.h.version >= 3 && e&l2AllZero != 0:
 		clear(q)
-		return nil
+		return -1, nil
 	case e&l2OffsetMask == 0:
-		return vdio.ReadParent(d.backing, q, c*d.cs+in)
+		return -1, vdio.ReadParent(d.backing, q, c*d.cs+in)
 	}
 	host := int64(e & l2OffsetMask)
 	if host%d.cs != 0 || host < d.cs {
-		return vdio.Errf(name, int64(l2off)+8*(c%per), "L2 entry for cluster %d points at %d, not a data cluster", c, host)
+		return -1, vdio.Errf(name, int64(l2off)+8*(c%per), "L2 entry for cluster %d points at %d, not a data cluster", c, host)
 	}
-	// A cluster at the very end may be shorter in the file than cs; only
-	// the bytes asked for must be there.
-	return d.f.ReadFull(q, host+in, "data cluster")
+	return host, nil
 }
 
 // table returns the L2 table at off.
