@@ -36,7 +36,7 @@ trap cleanup EXIT
 if [ ! -f "$disk" ] || [ "$(stat -c %s "$disk")" != $(((mib + 1) << 20)) ]; then
 	rm -f "$disk" "$vol"
 	truncate -s "${mib}M" "$vol"
-	mkntfs -q -F -f "$vol"
+	mkntfs -q -F -f "$vol" >/dev/null 2>&1
 	ntfs-3g "$vol" "$mnt"
 	# Files fill about 60% of the volume: random data, so that nothing
 	# compresses and every cluster is read.

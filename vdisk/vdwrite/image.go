@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sort"
 	"unicode/utf16"
 
 	"github.com/cbimg/cbimg/image"
@@ -21,88 +22,112 @@ const defaultStart = 1 << 20
 // bare partition), the partition's bytes as a restore writes them, and
 // the boot records' hidden sectors set to the partition's start. The MBR
 // holds no boot code: the image does not record it.
-func FromImage(r *image.Reader) (*Source, error) {
-	h := r.Header
-	ss := int64(h.SectorSize)
+func FromImage(r *image.Reader) (*Source, error) { return FromImages(r) }
+
+// FromImages is FromImage for the images of several partitions of one
+// disk: each at the offset it had, in one table (at most four in an MBR).
+func FromImages(rs ...*image.Reader) (*Source, error) {
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("vdwrite: no image")
+	}
+	h0 := rs[0].Header
+	ss := int64(h0.SectorSize)
 	if ss != 512 && ss != 4096 {
 		return nil, fmt.Errorf("vdwrite: sector size %d", ss)
 	}
-	start := h.PartStart
-	if start == 0 {
-		start = defaultStart
-	}
-	if start%ss != 0 {
-		return nil, fmt.Errorf("vdwrite: partition start %d is not a multiple of the %d-byte sector", start, ss)
-	}
-	gpt := h.Scheme == 2
+	gpt := h0.Scheme == 2
 	entrySectors := int64(128*128) / ss
-	end := start + h.PartLength
+	d := &imageDisk{}
+	var end int64
+	for i, r := range rs {
+		h := r.Header
+		p := part{r: r, start: h.PartStart, length: h.PartLength}
+		if p.start == 0 {
+			if len(rs) > 1 {
+				return nil, fmt.Errorf("vdwrite: image %d was made from a bare partition: its place on a disk is unknown", i+1)
+			}
+			p.start = defaultStart
+		}
+		switch {
+		case int64(h.SectorSize) != ss:
+			return nil, fmt.Errorf("vdwrite: the images have different sector sizes")
+		case (h.Scheme == 2) != gpt:
+			return nil, fmt.Errorf("vdwrite: the images come from MBR and GPT disks")
+		case p.start%ss != 0:
+			return nil, fmt.Errorf("vdwrite: partition start %d is not a multiple of the %d-byte sector", p.start, ss)
+		}
+		for _, q := range d.parts {
+			if p.start < q.start+q.length && q.start < p.start+p.length {
+				return nil, fmt.Errorf("vdwrite: the partitions at bytes %d and %d overlap", q.start, p.start)
+			}
+		}
+		if err := p.hidden(h, ss); err != nil {
+			return nil, err
+		}
+		d.parts = append(d.parts, p)
+		end = max(end, p.start+p.length)
+	}
+	sort.Slice(d.parts, func(i, j int) bool { return d.parts[i].start < d.parts[j].start })
 	if gpt {
 		end += (1 + entrySectors) * ss
 	}
-	size := (end + defaultStart - 1) / defaultStart * defaultStart
-	d := &imageDisk{r: r, start: start, length: h.PartLength, size: size}
+	d.size = (end + defaultStart - 1) / defaultStart * defaultStart
 	var err error
 	if gpt {
-		err = d.gpt(h, ss, entrySectors)
+		err = d.gpt(ss, entrySectors)
 	} else {
-		err = d.mbr(h, ss)
+		err = d.mbr(ss)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := d.hidden(h, ss); err != nil {
-		return nil, err
-	}
-	src := &Source{ReaderAt: d, Size: size}
+	src := &Source{ReaderAt: d, Size: d.size}
 	src.Extents = append(src.Extents, Extent{0, int64(len(d.head))})
-	for _, e := range h.SysExtents {
-		src.Extents = append(src.Extents, Extent{start + e.Offset, e.Length})
-	}
-	cs := int64(h.ClusterSize)
-	bm := r.Bitmap
-	for c := uint64(0); c < h.BitmapBits; {
-		if c%8 == 0 && c+8 <= h.BitmapBits && bm[c/8] == 0 {
-			c += 8
-			continue
+	for _, p := range d.parts {
+		h := p.r.Header
+		for _, e := range h.SysExtents {
+			src.Extents = append(src.Extents, Extent{p.start + e.Offset, e.Length})
 		}
-		if bm[c/8]&(1<<(c%8)) == 0 {
-			c++
-			continue
+		cs := int64(h.ClusterSize)
+		bm := p.r.Bitmap
+		for c := uint64(0); c < h.BitmapBits; {
+			if c%8 == 0 && c+8 <= h.BitmapBits && bm[c/8] == 0 {
+				c += 8
+				continue
+			}
+			if bm[c/8]&(1<<(c%8)) == 0 {
+				c++
+				continue
+			}
+			e := c
+			for e < h.BitmapBits && bm[e/8]&(1<<(e%8)) != 0 {
+				e++
+			}
+			src.Extents = append(src.Extents, Extent{p.start + h.ClusterOrigin + int64(c)*cs, int64(e-c) * cs})
+			c = e
 		}
-		e := c
-		for e < h.BitmapBits && bm[e/8]&(1<<(e%8)) != 0 {
-			e++
-		}
-		src.Extents = append(src.Extents, Extent{start + h.ClusterOrigin + int64(c)*cs, int64(e-c) * cs})
-		c = e
 	}
 	if d.tail != nil {
-		src.Extents = append(src.Extents, Extent{size - int64(len(d.tail)), int64(len(d.tail))})
+		src.Extents = append(src.Extents, Extent{d.size - int64(len(d.tail)), int64(len(d.tail))})
 	}
-	sortExtents(src.Extents)
+	sort.SliceStable(src.Extents, func(i, j int) bool { return src.Extents[i].Off < src.Extents[j].Off })
 	return src, nil
 }
 
-func sortExtents(es []Extent) {
-	// Insertion into place: system extents come first, clusters are
-	// already in order, so few moves happen.
-	for i := 1; i < len(es); i++ {
-		for j := i; j > 0 && es[j].Off < es[j-1].Off; j-- {
-			es[j], es[j-1] = es[j-1], es[j]
-		}
-	}
+// imageDisk is the disk: head (the table) at 0, the partitions, tail (a
+// GPT's backup) at the end, zeros elsewhere.
+type imageDisk struct {
+	parts      []part
+	size       int64
+	head, tail []byte
 }
 
-// imageDisk is the disk: head (the table) at 0, the partition at start,
-// tail (a GPT's backup) at the end, patches over the boot records, zeros
-// elsewhere.
-type imageDisk struct {
+// part is one partition: an image's bytes at start, with patches over its
+// boot records (at partition offsets).
+type part struct {
 	r             *image.Reader
 	start, length int64
-	size          int64
-	head, tail    []byte
-	patches       []patch // partition offsets
+	patches       []patch
 }
 
 type patch struct {
@@ -129,13 +154,16 @@ func (d *imageDisk) ReadAt(p []byte, off int64) (int, error) {
 	if d.tail != nil {
 		overlay(d.tail, d.size-int64(len(d.tail)))
 	}
-	lo, hi := max(off, d.start), min(off+int64(len(p)), d.start+d.length)
-	if lo < hi {
-		if _, err := d.r.ReadAt(p[lo-off:hi-off], lo-d.start); err != nil && err != io.EOF {
+	for _, pt := range d.parts {
+		lo, hi := max(off, pt.start), min(off+int64(len(p)), pt.start+pt.length)
+		if lo >= hi {
+			continue
+		}
+		if _, err := pt.r.ReadAt(p[lo-off:hi-off], lo-pt.start); err != nil && err != io.EOF {
 			return 0, err
 		}
-		for _, pt := range d.patches {
-			overlay(pt.data, d.start+pt.off)
+		for _, x := range pt.patches {
+			overlay(x.data, pt.start+x.off)
 		}
 	}
 	return len(p), eof
@@ -144,7 +172,7 @@ func (d *imageDisk) ReadAt(p []byte, off int64) (int, error) {
 // hidden sets the "hidden sectors" of the boot sector and its backups
 // (NTFS: the sector after the volume; FAT32: the backup boot sector) to
 // the partition's start, as a restore to that place does.
-func (d *imageDisk) hidden(h *image.Header, ss int64) error {
+func (d *part) hidden(h *image.Header, ss int64) error {
 	t := volume.Type(h.FSType)
 	hs := d.start / ss
 	if t == 0 || uint64(hs) == h.HiddenSectors || hs > 0xFFFFFFFF {
@@ -213,35 +241,48 @@ func putMBREntry(e []byte, boot, typ byte, lba, n int64) {
 	binary.LittleEndian.PutUint32(e[12:], uint32(n))
 }
 
-func (d *imageDisk) mbr(h *image.Header, ss int64) error {
-	lba, n := d.start/ss, d.length/ss
-	if lba+n > 0xFFFFFFFF {
-		return fmt.Errorf("vdwrite: a partition ending at sector %d does not fit an MBR", lba+n)
+func (d *imageDisk) mbr(ss int64) error {
+	if len(d.parts) > 4 {
+		return fmt.Errorf("vdwrite: %d partitions do not fit an MBR's four entries", len(d.parts))
 	}
 	d.head = make([]byte, ss)
 	rand.Read(d.head[440:444]) // disk signature
-	putMBREntry(d.head[446:], 0x80, mbrType(h), lba, n)
+	for i, p := range d.parts {
+		lba, n := p.start/ss, p.length/ss
+		if lba+n > 0xFFFFFFFF {
+			return fmt.Errorf("vdwrite: a partition ending at sector %d does not fit an MBR", lba+n)
+		}
+		boot := byte(0)
+		if i == 0 {
+			boot = 0x80
+		}
+		putMBREntry(d.head[446+16*i:], boot, mbrType(p.r.Header), lba, n)
+	}
 	d.head[510], d.head[511] = 0x55, 0xAA
 	return nil
 }
 
-func (d *imageDisk) gpt(h *image.Header, ss, entrySectors int64) error {
+func (d *imageDisk) gpt(ss, entrySectors int64) error {
 	le := binary.LittleEndian
 	total := d.size / ss
 	last := total - 1
 	first, lastUsable := 2+entrySectors, last-1-entrySectors
-	lba, n := d.start/ss, d.length/ss
-	if lba < first || lba+n-1 > lastUsable {
-		return fmt.Errorf("vdwrite: partition at sector %d does not leave room for the GPT", lba)
-	}
 	entries := make([]byte, entrySectors*ss)
-	copy(entries[0:16], h.GPTType[:])
-	copy(entries[16:32], h.GPTGUID[:])
-	le.PutUint64(entries[32:], uint64(lba))
-	le.PutUint64(entries[40:], uint64(lba+n-1))
-	for i, c := range utf16.Encode([]rune(h.PartName)) {
-		if i < 36 {
-			le.PutUint16(entries[56+2*i:], c)
+	for i, p := range d.parts {
+		h := p.r.Header
+		lba, n := p.start/ss, p.length/ss
+		if lba < first || lba+n-1 > lastUsable {
+			return fmt.Errorf("vdwrite: partition at sector %d does not leave room for the GPT", lba)
+		}
+		e := entries[128*i:]
+		copy(e[0:16], h.GPTType[:])
+		copy(e[16:32], h.GPTGUID[:])
+		le.PutUint64(e[32:], uint64(lba))
+		le.PutUint64(e[40:], uint64(lba+n-1))
+		for j, c := range utf16.Encode([]rune(h.PartName)) {
+			if j < 36 {
+				le.PutUint16(e[56+2*j:], c)
+			}
 		}
 	}
 	var diskGUID [16]byte

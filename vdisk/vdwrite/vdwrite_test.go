@@ -69,9 +69,7 @@ func convertAll(t *testing.T, img string) (string, *image.Reader, int64) {
 		if err := vdwrite.Create(context.Background(), out, f, src); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		if f != vdwrite.VHDX { // qemu-img check has no VHDX checker
-			testvol.Run(t, "qemu-img", "check", out)
-		}
+		testvol.Run(t, "qemu-img", "check", out)
 		back := filepath.Join(dir, string(f)+".raw")
 		testvol.Run(t, "qemu-img", "convert", "-O", "raw", out, back)
 		if got := fileSHA(t, back, 0, src.Size); got != want {
@@ -160,3 +158,51 @@ func TestFromImageGPT(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestFromImagesMBR: images of two partitions of one MBR disk become one
+// disk with both at their places, each equal to a restore.
+func TestFromImagesMBR(t *testing.T) {
+	src := disktest.MBR(t)
+	st := disktest.SfdiskJSON(t, src)
+	var rs []*image.Reader
+	var imgs []string
+	for _, n := range []string{"1", "2"} {
+		img := backup(t, src+"@"+n)
+		r, err := image.Open(img, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		rs, imgs = append(rs, r), append(imgs, img)
+	}
+	s, err := vdwrite.FromImages(rs[1], rs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "d.qcow2")
+	if err := vdwrite.Create(context.Background(), out, vdwrite.QCOW2, s); err != nil {
+		t.Fatal(err)
+	}
+	testvol.Run(t, "qemu-img", "check", out)
+	rawOut := out + ".raw"
+	testvol.Run(t, "qemu-img", "convert", "-O", "raw", out, rawOut)
+	dst := disktest.SfdiskJSON(t, rawOut)
+	if len(dst.Partitions) != 2 {
+		t.Fatalf("partitions %+v", dst.Partitions)
+	}
+	for i, img := range imgs {
+		want, _ := st.Part(i + 1)
+		got := dst.Partitions[i]
+		if got.Start != want.Start || got.Size != want.Size || got.Type != want.Type {
+			t.Errorf("partition %d: %+v, want %+v", i+1, got, want)
+		}
+		restored := filepath.Join(t.TempDir(), "r")
+		if _, err := restorecore.Restore(context.Background(), restorecore.Options{Image: img, Target: restored}); err != nil {
+			t.Fatal(err)
+		}
+		h := rs[i].Header
+		if fileSHA(t, rawOut, h.PartStart, h.PartLength) != fileSHA(t, restored, 0, h.PartLength) {
+			t.Errorf("partition %d differs from its restore", i+1)
+		}
+	}
+}
