@@ -15,8 +15,8 @@ import (
 
 // TestVirtualDisks: a VHDX made by qemu-img from a Windows-made disk lists
 // the raw disk's partitions, backs up by DISK@N, mounts as disk.raw and
-// part1.raw, and is never a restore target; a damaged or incomplete
-// virtual disk exits 3.
+// part1.raw, and is never a restore target; verify checks an E01's MD5;
+// a damaged or incomplete virtual disk exits 3.
 func TestVirtualDisks(t *testing.T) {
 	raw := testvol.Real(t, "ntfs/win10-mbr-disk-lastaccess.raw")
 	dir := t.TempDir()
@@ -61,6 +61,19 @@ func TestVirtualDisks(t *testing.T) {
 
 	if _, stderr, code := cbimg(t, nil, "restore", "--yes", img, vhdx+"@1"); code != exitRefused {
 		t.Errorf("restore into a VHDX: exit %d %s", code, stderr)
+	}
+
+	// verify of an E01 checks its stored MD5; a flipped byte fails it.
+	testvol.Run(t, "ewfacquire", "-u", "-t", filepath.Join(dir, "ev"), "-c", "deflate:fast", "-f", "encase6", "-q", raw)
+	e01 := filepath.Join(dir, "ev.E01")
+	if out, stderr, code := cbimg(t, nil, "verify", e01); code != 0 || !strings.Contains(out, "MD5 stored") {
+		t.Errorf("verify E01: exit %d %s %s", code, out, stderr)
+	}
+	eb, _ := os.ReadFile(e01)
+	eb[len(eb)/2] ^= 0x10
+	os.WriteFile(e01, eb, 0o600)
+	if _, stderr, code := cbimg(t, nil, "verify", e01); code != exitDamaged {
+		t.Errorf("verify of a damaged E01: exit %d %s", code, stderr)
 	}
 
 	trunc := filepath.Join(dir, "trunc.vhdx")

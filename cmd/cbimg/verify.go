@@ -32,6 +32,9 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
 		Long:  "verify reads every chunk, checks its CRC32C and BLAKE3 sum, and recomputes the image digest.\nIt exits 0 when everything checks and 3 otherwise, naming each damaged region and its byte offset.",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isVirtualDisk(args[0]) {
+				return runVerifyDisk(cmd, g, args[0])
+			}
 			return runVerify(cmd, g, args[0])
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/mount"
 	"github.com/cbimg/cbimg/vdisk"
+	"github.com/spf13/cobra"
 )
 
 // isVirtualDisk reports whether path is a virtual disk file (VHD, VHDX,
@@ -79,4 +80,45 @@ func serveDiskMount(ctx context.Context, g *globalOptions, o *mountOptions, path
 		}
 	}
 	return nil
+}
+
+// verifyDiskJSON is verify's --json output for a virtual disk.
+type verifyDiskJSON struct {
+	Disk      string `json:"disk"`
+	Format    string `json:"format"`
+	OK        bool   `json:"ok"`
+	Size      int64  `json:"size"`
+	MD5       string `json:"md5"`
+	StoredMD5 string `json:"stored_md5"` // an E01's recorded MD5; "" for other formats
+	Problem   string `json:"problem,omitempty"`
+}
+
+// runVerifyDisk reads a whole virtual disk, checking every table and
+// compressed cluster, and an E01's stored MD5.
+func runVerifyDisk(cmd *cobra.Command, g *globalOptions, path string) error {
+	w := cmd.OutOrStdout()
+	res, err := vdisk.Verify(cmd.Context(), path)
+	j := verifyDiskJSON{Disk: path}
+	if res != nil {
+		j.Format, j.Size, j.MD5, j.StoredMD5 = res.Format, res.Size, res.MD5, res.StoredMD5
+	}
+	if err != nil && cmd.Context().Err() == nil {
+		j.Problem = err.Error()
+	}
+	j.OK = err == nil
+	if g.JSON {
+		printJSON(w, j)
+	} else if !g.Quiet {
+		fmt.Fprintf(w, "%s: %s, %s\n", path, j.Format, human(j.Size))
+		if j.MD5 != "" {
+			fmt.Fprintf(w, "MD5 of the disk: %s\n", j.MD5)
+		}
+		if j.StoredMD5 != "" {
+			fmt.Fprintf(w, "MD5 stored:      %s\n", j.StoredMD5)
+		}
+		if j.OK {
+			fmt.Fprintln(w, "OK")
+		}
+	}
+	return err
 }
