@@ -1,7 +1,10 @@
 package ewf
 
 import (
+	"bytes"
+	"compress/zlib"
 	"context"
+	"encoding/hex"
 	"crypto/rand"
 	"errors"
 	"os"
@@ -70,5 +73,48 @@ func TestSegmentsAndDamage(t *testing.T) {
 	os.Remove(filepath.Join(dir, "ev.E02"))
 	if _, err := Open(first); !errors.Is(err, vdio.ErrMissing) {
 		t.Errorf("missing segment: %v, want ErrMissing", err)
+	}
+}
+
+// TestChunkBomb: a compressed chunk that inflates past the chunk size is
+// an error, not a larger buffer.
+func TestChunkBomb(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "media.raw")
+	data := make([]byte, 256<<10)
+	rand.Read(data)
+	hex.Encode(data, data[:len(data)/2]) // compressible, but not to nothing
+	os.WriteFile(raw, data, 0o600)
+	run(t, "ewfacquire", "-u", "-t", filepath.Join(dir, "ev"), "-c", "deflate:fast", "-f", "encase6", "-q", raw)
+	first := filepath.Join(dir, "ev.E01")
+	d, err := Open(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := d.tables[0]
+	e0, e1 := tb.entries[0], tb.entries[1]
+	d.Close()
+	if e0&compressedBit == 0 {
+		t.Fatal("chunk 0 is stored uncompressed")
+	}
+	off := tb.base + int64(e0&^compressedBit)
+	room := int64(e1&^compressedBit) - int64(e0&^compressedBit)
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(make([]byte, 4*d.chunkSize))
+	zw.Close()
+	if int64(z.Len()) > room {
+		t.Fatalf("a bomb of %d bytes does not fit the chunk's %d", z.Len(), room)
+	}
+	f, _ := os.OpenFile(first, os.O_WRONLY, 0)
+	f.WriteAt(z.Bytes(), off)
+	f.Close()
+	d, err = Open(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.ReadAt(make([]byte, 512), 0); !errors.Is(err, vdio.ErrFormat) {
+		t.Fatalf("bomb chunk: %v, want ErrFormat", err)
 	}
 }
