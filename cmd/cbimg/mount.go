@@ -129,7 +129,7 @@ func runMount(ctx context.Context, out io.Writer, g *globalOptions, o *mountOpti
 // serveMount opens the image, mounts it, reports readiness and serves
 // until unmounted or until ctx ends (Ctrl-C, SIGTERM).
 func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePath, mountpoint string, cacheBytes int64, n *notifier) error {
-	if isVirtualDisk(imagePath) {
+	if isVirtualDisk(imagePath) || isVirtualPartition(imagePath) {
 		return serveDiskMount(ctx, g, o, imagePath, mountpoint, n)
 	}
 	logw := io.Writer(os.Stderr)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cbimg/cbimg/browse"
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/mount"
 	"github.com/cbimg/cbimg/vdisk"
@@ -21,10 +22,18 @@ func isVirtualDisk(path string) bool {
 	return err == nil && k != vdisk.Raw
 }
 
+// isVirtualPartition reports whether spec is DISK@N of a virtual disk.
+func isVirtualPartition(spec string) bool {
+	d, _, ok := disk.ParseTarget(spec)
+	return ok && isVirtualDisk(d)
+}
+
 // serveDiskMount mounts a virtual disk as disk.raw plus one partN.raw per
-// partition and serves until unmounted or ctx ends.
+// partition, or a partition of one (DISK@N) as volume.raw or, with
+// --files, its file tree; it serves until unmounted or ctx ends.
 func serveDiskMount(ctx context.Context, g *globalOptions, o *mountOptions, path, mountpoint string, n *notifier) error {
-	if o.Files {
+	whole := !isVirtualPartition(path)
+	if o.Files && whole {
 		return usageError{fmt.Errorf("--files needs one partition: name it %s@N", path)}
 	}
 	logw := io.Writer(os.Stderr)
@@ -39,35 +48,65 @@ func serveDiskMount(ctx context.Context, g *globalOptions, o *mountOptions, path
 	if err := mount.Check(mountpoint); err != nil {
 		return mountError(err)
 	}
-	d, err := disk.OpenDisk(path)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	files := []mount.Named{{Name: mount.DiskFileName, Src: io.NewSectionReader(d, 0, d.Size)}}
-	for _, p := range d.Table.Partitions {
-		if !p.IsExtended() && p.End() <= d.Size {
-			files = append(files, mount.Named{Name: mount.PartFileName(p.Number), Src: d.Section(p)})
-		}
-	}
 	abs, _ := filepath.Abs(path)
-	st, _ := os.Stat(path)
 	opts := &mount.Options{AllowOther: o.AllowOther, DirectIO: o.DirectIO, FsName: abs,
 		Logger: log.New(logw, "", log.LstdFlags), Debug: o.Debug}
-	if st != nil {
-		opts.ModTime = st.ModTime()
-	}
-	m, err := mount.MountDisk(mountpoint, files, opts)
-	if err != nil {
-		return mountError(err)
+	var m *mount.Mounted
+	var size int64
+	var what string
+	if whole {
+		d, err := disk.OpenDisk(path)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		files := []mount.Named{{Name: mount.DiskFileName, Src: io.NewSectionReader(d, 0, d.Size)}}
+		for _, p := range d.Table.Partitions {
+			if !p.IsExtended() && p.End() <= d.Size {
+				files = append(files, mount.Named{Name: mount.PartFileName(p.Number), Src: d.Section(p)})
+			}
+		}
+		if st, err := os.Stat(path); err == nil {
+			opts.ModTime = st.ModTime()
+		}
+		if m, err = mount.MountDisk(mountpoint, files, opts); err != nil {
+			return mountError(err)
+		}
+		size = d.Size
+		what = fmt.Sprintf("%s and %d partition file(s)", mount.DiskFileName, len(files)-1)
+	} else {
+		s, err := disk.OpenPartition(path, false)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		if st, err := s.Stat(); err == nil {
+			opts.ModTime = st.ModTime()
+		}
+		size = s.Size()
+		if o.Files {
+			t, err := browse.NewVolume(s, s.Size(), nil)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			m, err = mount.MountFiles(mountpoint, t, opts)
+			if err != nil {
+				return mountError(err)
+			}
+			what = "its files"
+		} else {
+			if m, err = mount.Mount(mountpoint, s, opts); err != nil {
+				return mountError(err)
+			}
+			what = mount.FileName
+		}
 	}
 	done := make(chan struct{})
 	go func() { m.Wait(); close(done) }()
 	if n != nil {
-		n.send(fmt.Sprintf("ready %d %d", d.Size, os.Getpid()))
+		n.send(fmt.Sprintf("ready %d %d", size, os.Getpid()))
 	} else {
-		say(g, os.Stderr, "Mounted %s (%s) at %s: %s and %d partition file(s). Press Ctrl-C to unmount.\n",
-			path, d.VirtualFormat(), mountpoint, mount.DiskFileName, len(files)-1)
+		say(g, os.Stderr, "Mounted %s at %s: %s. Press Ctrl-C to unmount.\n", path, mountpoint, what)
 	}
 	select {
 	case <-done:

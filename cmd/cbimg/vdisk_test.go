@@ -59,6 +59,28 @@ func TestVirtualDisks(t *testing.T) {
 		t.Errorf("umount: exit %d %s", code, stderr)
 	}
 
+	// A partition of it: volume.raw, and its files with --files.
+	if _, stderr, code := cbimg(t, nil, "mount", vhdx+"@1", mnt); code != 0 {
+		t.Fatalf("mount @1: exit %d %s", code, stderr)
+	}
+	part := filepath.Join(dir, "part1")
+	f, _ := os.Open(raw)
+	out, _ := os.Create(part)
+	io.Copy(out, io.NewSectionReader(f, want.Partitions[0].Start, want.Partitions[0].Size))
+	out.Close()
+	f.Close()
+	if a, b := fileSHA(t, filepath.Join(mnt, "volume.raw")), fileSHA(t, part); a != b {
+		t.Errorf("volume.raw of %s@1 %s, the raw partition %s", vhdx, a, b)
+	}
+	cbimg(t, nil, "umount", mnt)
+	if _, stderr, code := cbimg(t, nil, "mount", "--files", vhdx+"@1", mnt); code != 0 {
+		t.Fatalf("mount --files @1: exit %d %s", code, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "test", "1.txt")); err != nil || !strings.Contains(string(b), "test test 123") {
+		t.Errorf("test/1.txt through mount --files: %q, %v", b, err)
+	}
+	cbimg(t, nil, "umount", mnt)
+
 	if _, stderr, code := cbimg(t, nil, "restore", "--yes", img, vhdx+"@1"); code != exitRefused {
 		t.Errorf("restore into a VHDX: exit %d %s", code, stderr)
 	}
