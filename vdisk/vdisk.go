@@ -78,7 +78,7 @@ func Detect(path string) (Kind, error) {
 	if !st.Mode().IsRegular() {
 		return Raw, nil // devices are raw disks
 	}
-	head := make([]byte, 64)
+	head := make([]byte, 512)
 	n, _ := io.ReadFull(f, head)
 	head = head[:n]
 	switch {
@@ -93,12 +93,7 @@ func Detect(path string) (Kind, error) {
 	}
 	if st.Size() >= 512 {
 		tail := make([]byte, 512)
-		if _, err := f.ReadAt(tail, st.Size()-512); err == nil && vhd.Detect(tail) {
-			return VHD, nil
-		}
-		// A dynamic VHD whose footer at the end is lost still has the copy
-		// at the start; it is opened to say that it is damaged.
-		if vhd.Detect(append(head, make([]byte, 512)...)) {
+		if _, err := f.ReadAt(tail, st.Size()-512); err == nil && vhd.Detect(tail, st.Size()) {
 			return VHD, nil
 		}
 	}

@@ -213,3 +213,20 @@ func md5sum(t *testing.T, path string) []byte {
 	io.Copy(h, f)
 	return h.Sum(nil)
 }
+
+// TestRealImagesAreRaw: none of the raw volumes and disks in
+// testdata/realimages is taken for a virtual disk (one of them ends in a
+// VHD footer whose size does not match: it stays raw).
+func TestRealImagesAreRaw(t *testing.T) {
+	seen := map[string]bool{}
+	for _, rel := range testvol.RealList(t) {
+		rel, _, _ = strings.Cut(rel, "@")
+		if seen[rel] {
+			continue
+		}
+		seen[rel] = true
+		if k, err := Detect(testvol.Real(t, rel)); err != nil || k != Raw {
+			t.Errorf("%s: Detect = %v, %v", rel, k, err)
+		}
+	}
+}

@@ -28,10 +28,17 @@ type Disk struct {
 	bitmaps   *vdio.Cache
 }
 
-// Detect reports whether b (the file's last 512 bytes) is a VHD footer.
-func Detect(tail []byte) bool {
-	_, ok := parseFooter(tail)
-	return ok
+// Detect reports whether tail (the last 512 bytes of a file of size
+// bytes) is a VHD footer with a valid checksum. A fixed VHD is raw bytes
+// and a footer, so a footer whose disk size is not exactly the bytes
+// before it is not taken for one: such a file is read raw, footer and
+// all, as before it was ever wrapped.
+func Detect(tail []byte, size int64) bool {
+	f, ok := parseFooter(tail)
+	if !ok || checksum(tail[:footerLen], 64) != f.checksum {
+		return false
+	}
+	return f.diskType != typeFixed || int64(f.currentSize) == size-footerLen
 }
 
 // Open opens the VHD at path; open opens a differencing disk's parent.

@@ -152,11 +152,6 @@ func (c *Cache) Put(key int64, b []byte) {
 	c.order = append(c.order, key)
 }
 
-// Zero fills p with zeros.
-func Zero(p []byte) {
-	clear(p)
-}
-
 // ReadBlocks serves ReadAt over a disk of size bytes cut into blocks of
 // bs bytes: each piece of p inside one block is filled by fill(piece,
 // block, offset in block). It returns io.EOF when p runs past size.
