@@ -230,3 +230,43 @@ func TestRealImagesAreRaw(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentReads: reads from several goroutines (as FUSE sends them)
+// return the raw disk's bytes; run with -race to check the caches.
+func TestConcurrentReads(t *testing.T) {
+	dir, _ := buildFixtures(t)
+	ref, err := os.Open(fixtures.raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	for _, n := range []string{"zlib.qcow2", "stream.vmdk", "ev.E01", "dyn.vhdx", "dyn.vhd"} {
+		d, err := Open(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for g := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewSource(int64(g)))
+				a, b := make([]byte, 100000), make([]byte, 100000)
+				for range 30 {
+					off := rng.Int63n(d.Size() - int64(len(a)))
+					if _, err := d.ReadAt(a, off); err != nil {
+						t.Errorf("%s at %d: %v", n, off, err)
+						return
+					}
+					ref.ReadAt(b, off)
+					if !bytes.Equal(a, b) {
+						t.Errorf("%s at %d: not the raw disk's bytes", n, off)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		d.Close()
+	}
+}
