@@ -103,7 +103,7 @@ func OpenPartition(spec string, write bool) (*Section, error) {
 	if write {
 		flag = os.O_RDWR
 	}
-	f, err := openFile(path, flag, 0)
+	f, err := openSource(path, flag, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s: neither %s nor the disk %s exists", spec, spec, path)
@@ -159,7 +159,7 @@ type Disk struct {
 // partition table, with the sector size the kernel reports for a block
 // device (see ReadTable for files).
 func OpenDisk(path string) (*Disk, error) {
-	f, err := openFile(path, os.O_RDONLY, 0)
+	f, err := openSource(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -172,11 +172,11 @@ func OpenDisk(path string) (*Disk, error) {
 }
 
 func readDisk(f file) (*Disk, error) {
-	size, _, err := fileSize(f)
+	size, _, err := sizeOfFile(f)
 	if err != nil {
 		return nil, err
 	}
-	t, err := ReadTable(f, size, sectorSizeOf(f))
+	t, err := ReadTable(f, size, sectorSizeOfFile(f))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
@@ -198,14 +198,14 @@ func openPlain(path string, write bool) (*Section, error) {
 	var f file
 	var err error
 	if write {
-		f, err = openFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err = openSource(path, os.O_RDWR|os.O_CREATE, 0o600)
 	} else {
-		f, err = openFile(path, os.O_RDONLY, 0)
+		f, err = openSource(path, os.O_RDONLY, 0)
 	}
 	if err != nil {
 		return nil, err
 	}
-	size, regular, err := fileSize(f)
+	size, regular, err := sizeOfFile(f)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -300,7 +300,7 @@ func (s *Section) Truncate(size int64) error {
 
 // File returns the underlying file or device (on Windows the device's
 // handle: use the Section, not the File, for I/O).
-func (s *Section) File() *os.File { return osFile(s.f) }
+func (s *Section) File() *os.File { return osFileOf(s.f) }
 
 // Lock takes exclusive use of the section's bytes before they are
 // written, where the system asks for it: on Windows a volume is locked and

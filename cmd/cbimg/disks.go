@@ -38,7 +38,8 @@ type partitionsJSON struct {
 	Size       int64      `json:"size"`
 	Scheme     string     `json:"scheme"` // "none", "mbr", "gpt"
 	SectorSize int        `json:"sector_size"`
-	DiskID     string     `json:"disk_id"` // GPT disk GUID, MBR signature as 0x…, "" without a table
+	DiskID     string     `json:"disk_id"`          // GPT disk GUID, MBR signature as 0x…, "" without a table
+	Format     string     `json:"format,omitempty"` // a virtual disk's format, e.g. "VHDX (dynamic)"; omitted for raw disks
 	Warnings   []string   `json:"warnings"`
 	Partitions []partJSON `json:"partitions"`
 }
@@ -153,7 +154,11 @@ func runPartitions(w, errw io.Writer, g *globalOptions, path string) error {
 	if g.Quiet {
 		return nil
 	}
-	fmt.Fprintf(w, "%s: %s, %s, %d-byte sectors", path, schemeTitle(j.Scheme), human(j.Size), j.SectorSize)
+	fmt.Fprintf(w, "%s: ", path)
+	if j.Format != "" {
+		fmt.Fprintf(w, "%s, ", j.Format)
+	}
+	fmt.Fprintf(w, "%s, %s, %d-byte sectors", schemeTitle(j.Scheme), human(j.Size), j.SectorSize)
 	if j.DiskID != "" {
 		fmt.Fprintf(w, ", disk id %s", j.DiskID)
 	}
@@ -204,7 +209,7 @@ func schemeTitle(s string) string {
 func describeDisk(d *disk.Disk) partitionsJSON {
 	t := d.Table
 	j := partitionsJSON{Disk: d.Path, Size: d.Size, Scheme: t.Scheme.String(), SectorSize: t.SectorSize,
-		Warnings: append([]string{}, t.Warnings...), Partitions: []partJSON{}}
+		Warnings: append([]string{}, t.Warnings...), Partitions: []partJSON{}, Format: d.VirtualFormat()}
 	switch t.Scheme {
 	case disk.GPT:
 		j.DiskID = disk.GUIDString(t.DiskGUID)

@@ -16,6 +16,7 @@ import (
 	"github.com/cbimg/cbimg/image"
 	_ "github.com/cbimg/cbimg/internal/noquery" // before Bubble Tea: no terminal queries
 	"github.com/cbimg/cbimg/restorecore"
+	"github.com/cbimg/cbimg/vdisk"
 	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
 )
@@ -124,8 +125,11 @@ func exitCode(ctx context.Context, err error) int {
 		return exitUsage
 	case errors.Is(err, errDamaged) || errors.As(err, &fe) || errors.Is(err, image.ErrFormat) || errors.Is(err, image.ErrChecksum) || errors.Is(err, image.ErrTruncated) || errors.Is(err, image.ErrVersion):
 		return exitDamaged
+	case errors.Is(err, vdisk.ErrFormat) || errors.Is(err, vdisk.ErrMissing) || errors.Is(err, vdisk.ErrUnsupported):
+		return exitDamaged
 	case errors.Is(err, restorecore.ErrTargetMounted) || errors.Is(err, restorecore.ErrTargetTooSmall) || errors.Is(err, restorecore.ErrSameFile) ||
-		errors.Is(err, backupcore.ErrSourceMounted) || errors.Is(err, backupcore.ErrInPlaceUnsafe) || errors.Is(err, restorecore.ErrInPlaceUnsafe) || errors.Is(err, errNotConfirmed) || errors.Is(err, disk.ErrMounted) || errors.Is(err, restorecore.ErrJournal):
+		errors.Is(err, backupcore.ErrSourceMounted) || errors.Is(err, backupcore.ErrInPlaceUnsafe) || errors.Is(err, restorecore.ErrInPlaceUnsafe) || errors.Is(err, errNotConfirmed) || errors.Is(err, disk.ErrMounted) || errors.Is(err, restorecore.ErrJournal) || errors.Is(err, disk.ErrVirtualWrite):
+
 		return exitRefused
 	case errors.As(err, &ve) || errors.Is(err, volume.ErrUnknownFS) || errors.Is(err, volume.ErrCorrupt) || errors.Is(err, volume.ErrUnsupported):
 		return exitFS

@@ -19,7 +19,7 @@ import (
 
 // pkgPrefix matches a Go package name used as a message prefix, at the
 // start or after another message's ": ".
-var pkgPrefix = regexp.MustCompile(`(^|: )(restorecore|backupcore|image|volume|browse|locate|catalog|disk|mount|sysdev|units|ui|convert|check): `)
+var pkgPrefix = regexp.MustCompile(`(^|: )(restorecore|backupcore|image|volume|browse|locate|catalog|disk|mount|sysdev|devguard|units|ui|convert|check|anyimage|seekz|vdisk): `)
 
 // wrappers are prefixes other packages add that repeat what follows.
 var wrappers = strings.NewReplacer("open source: ", "source ", "open target: ", "target ", "open image: ", "")

@@ -128,6 +128,9 @@ func runMount(ctx context.Context, out io.Writer, g *globalOptions, o *mountOpti
 // serveMount opens the image, mounts it, reports readiness and serves
 // until unmounted or until ctx ends (Ctrl-C, SIGTERM).
 func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePath, mountpoint string, cacheBytes int64, n *notifier) error {
+	if isVirtualDisk(imagePath) || isVirtualPartition(imagePath) {
+		return serveDiskMount(ctx, g, o, imagePath, mountpoint, n)
+	}
 	logw := io.Writer(os.Stderr)
 	if o.Log != "" {
 		f, err := os.OpenFile(o.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -270,6 +273,9 @@ func mountBackground(ctx context.Context, out io.Writer, g *globalOptions, o *mo
 		size, _ := strconv.ParseInt(fields[1], 10, 64)
 		pid, _ := strconv.Atoi(fields[2])
 		file := mountedFile(mountpoint, o.Files)
+		if isVirtualDisk(imagePath) {
+			file = filepath.Join(mountpoint, mount.DiskFileName)
+		}
 		if g.JSON {
 			return printJSON(out, map[string]any{"image": imagePath, "mountpoint": mountpoint, "file": file, "size": size, "pid": pid})
 		}

@@ -39,6 +39,9 @@ func newVerifyCommand(g *globalOptions) *cobra.Command {
   cbimg verify /dev/sdb1:/Backups/c.cbi`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isVirtualDisk(args[0]) {
+				return runVerifyDisk(cmd, g, args[0])
+			}
 			return runVerify(cmd, g, args[0])
 		},
 	}

@@ -557,6 +557,7 @@ func writeSparse(f *os.File, r io.Reader, off int64) error {
 
 // toolPackages names the Debian package that provides each tool.
 var toolPackages = map[string]string{
+	"qemu-img": "qemu-utils", "qemu-io": "qemu-utils", "ewfacquire": "ewf-tools", "ewfverify": "ewf-tools",
 	"mkntfs": "ntfs-3g", "ntfs-3g": "ntfs-3g", "ntfsinfo": "ntfs-3g", "ntfsfix": "ntfs-3g",
 	"ntfsls": "ntfs-3g", "ntfscat": "ntfs-3g", "ntfsclone": "ntfs-3g", "ntfscp": "ntfs-3g",
 	"ntfsresize": "ntfs-3g", "ntfslabel": "ntfs-3g", "lowntfs-3g": "ntfs-3g",
