@@ -92,12 +92,16 @@ func Check(mountpoint string) error {
 
 // setReadAhead raises the kernel readahead of the mount at mountpoint:
 // FUSE caps it at 128 KiB otherwise, and 1 MiB requests read far faster.
+// The device number comes from the mount table, not from a stat of
+// mountpoint: a server that sends a request to its own mount can never
+// finish exiting if it is killed before the answer (the kernel waits for
+// that answer without a timeout).
 func setReadAhead(mountpoint string, kb int) error {
-	var st unix.Stat_t
-	if err := unix.Stat(mountpoint, &st); err != nil {
+	dev, err := mountDev(mountpoint)
+	if err != nil {
 		return fmt.Errorf("readahead: %w", err)
 	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	p := fmt.Sprintf("/sys/class/bdi/%s/read_ahead_kb", dev)
 	if err := os.WriteFile(p, []byte(strconv.Itoa(kb)), 0); err != nil {
 		return fmt.Errorf("readahead: %w", err)
 	}
@@ -150,3 +154,60 @@ func fusermountU(mountpoint string, lazy bool) error {
 // UnmountLazy detaches the mount at once and lets the kernel finish it
 // when the last open file closes.
 func UnmountLazy(mountpoint string) error { return fusermountU(mountpoint, true) }
+
+// mountDev returns the "major:minor" device of the mount at mountpoint, as
+// /proc/self/mountinfo gives it (the last mount there wins).
+func mountDev(mountpoint string) (string, error) {
+	abs, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	dev := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMountinfo(f[4]) == abs {
+			dev = f[2]
+		}
+	}
+	if dev == "" {
+		return "", fmt.Errorf("%w: nothing is mounted at %s", ErrNotMounted, mountpoint)
+	}
+	return dev, nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of a
+// mountinfo field.
+func unescapeMountinfo(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// AbortConnection aborts the FUSE connection of the mount at mountpoint
+// through the fuse control file system: every pending request fails, so a
+// server that was killed while the kernel waited for one of its answers can
+// finish exiting. The mount itself stays until it is unmounted.
+func AbortConnection(mountpoint string) error {
+	dev, err := mountDev(mountpoint)
+	if err != nil {
+		return err
+	}
+	maj, min, ok := strings.Cut(dev, ":")
+	if !ok || maj != "0" {
+		return fmt.Errorf("%s: device %s is not a FUSE connection", mountpoint, dev)
+	}
+	return os.WriteFile("/sys/fs/fuse/connections/"+min+"/abort", []byte("1"), 0)
+}

@@ -198,7 +198,18 @@ func TestCommandForeground(t *testing.T) {
 			t.Fatal("not mounted after 10 s")
 		}
 		cmd.Process.Kill()
-		cmd.Wait()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			// Killed while the kernel waited for one of its answers: only
+			// aborting the connection lets it exit.
+			if err := mount.AbortConnection(dir); err != nil {
+				t.Fatalf("killed server still exiting after 10 s; abort: %v", err)
+			}
+			<-done
+		}
 		_, stderr, code := run(t, "mount", img, dir)
 		if code != 4 || !strings.Contains(stderr, "server is gone") {
 			t.Errorf("mount on a dead mount: exit %d, %q", code, stderr)
