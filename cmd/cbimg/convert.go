@@ -7,8 +7,10 @@ import (
 
 	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/backupcore"
+	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/restorecore"
+	"github.com/cbimg/cbimg/vdisk/vdwrite"
 	"github.com/spf13/cobra"
 )
 
@@ -24,8 +26,8 @@ type convertOptions struct {
 func newConvertCommand(g *globalOptions) *cobra.Command {
 	o := &convertOptions{}
 	cmd := &cobra.Command{
-		Use:   "convert SOURCE IMAGE",
-		Short: "Make a .cbi image from a partclone, ntfsclone or other image",
+		Use:   "convert SOURCE IMAGE|DISK",
+		Short: "Make a .cbi image from any image or partition, or a virtual disk from a .cbi image",
 		Long: `convert reads SOURCE — a partclone image (format 0001 or 0002), an ntfsclone
 image (--save-image), a .cbi image, or any other kind cbimg reads, detected by
 content — and writes IMAGE, a checksummed, compressed, seekable .cbi image of
@@ -33,11 +35,19 @@ the same partition. Every checksum SOURCE has is checked on the way. IMAGE's
 header records where it came from (info shows it as "origin"). As with
 backup, IMAGE is written as IMAGE.partial and renamed when complete; an
 existing IMAGE is replaced only with --overwrite (asked on a terminal).
+A partition (also one of a virtual disk, win.vhdx@2) is not converted but
+backed up: cbimg backup win.vhdx@2 c.cbi keeps only its used clusters.
+
+When the output ends in .qcow2, .vhdx, .vmdk or .raw/.img/.dd, SOURCE must
+be a .cbi image and convert writes a whole virtual disk a VM can start: the
+partition at its original offset in a fresh MBR (or GPT, when the image came
+from a GPT disk), only the used clusters allocated.
 
 ` + exitHelp,
 		Example: `  cbimg convert sda1.ntfs-ptcl-img sda1.cbi
   cbimg convert sda1.ntfsclone.img sda1.cbi --compress zstd:6
-  cbimg info sda1.cbi            # shows where it came from`,
+  cbimg info sda1.cbi            # shows where it came from
+  cbimg convert c.cbi c.qcow2    # a disk for qemu`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runConvert(cmd, g, o, args[0], args[1])
@@ -88,6 +98,14 @@ func runConvert(cmd *cobra.Command, g *globalOptions, o *convertOptions, source,
 			return err
 		}
 	}
+	if _, _, ok := disk.ParseTarget(source); ok {
+		if _, err := os.Stat(source); err != nil {
+			return usageError{fmt.Errorf("%s is a partition, not an image: back it up with cbimg backup %s %s (only its used clusters)", source, source, imagePath)}
+		}
+	}
+	if _, err := vdwrite.FormatOf(imagePath); err == nil {
+		return convertToDisk(cmd, g, source, imagePath)
+	}
 	start := time.Now()
 	p := newProgress(g)
 	img, err := anyimage.Open(source, &anyimage.Options{Progress: func(ph string, d, t int64) { p.update(ph, d, t) }})
@@ -130,5 +148,19 @@ func runConvert(cmd *cobra.Command, g *globalOptions, o *convertOptions, source,
 	}
 	say(g, w, "Converted %s (%s %s, %s, %s used) to %s: %s in %.1fs\n", source, img.Info().Format, img.Info().Version,
 		j.FileSystem, human(j.DataBytes), imagePath, human(res.Written), secs)
+	return nil
+}
+
+// convertToDisk writes the .cbi image source as a whole virtual disk.
+func convertToDisk(cmd *cobra.Command, g *globalOptions, source, out string) error {
+	start := time.Now()
+	if err := vdwrite.ConvertImage(cmd.Context(), source, out); err != nil {
+		return err
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return err
+	}
+	say(g, cmd.OutOrStdout(), "Converted %s to the virtual disk %s: %s in %.1fs\n", source, out, human(st.Size()), time.Since(start).Seconds())
 	return nil
 }

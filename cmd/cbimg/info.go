@@ -224,7 +224,11 @@ func human(n int64) string { return units.Human(n) }
 
 // printForeign prints what an image made by another tool says.
 func printForeign(w io.Writer, j infoJSON) {
-	fmt.Fprintf(w, "Format:           %s %s, made by %s\n", j.Format, j.FormatRelease, j.Origin)
+	if j.Format == "partition" {
+		fmt.Fprintf(w, "Format:           a partition of a disk, read as it is (not an image)\n")
+	} else {
+		fmt.Fprintf(w, "Format:           %s %s, made by %s\n", j.Format, j.FormatRelease, j.Origin)
+	}
 	fmt.Fprintf(w, "File system:      %s, label %q, serial %s\n", j.FileSystem, j.Label, j.Serial)
 	fmt.Fprintf(w, "Partition:        %s (%d bytes), file system %s\n", human(j.PartitionBytes), j.PartitionBytes, human(j.FileSystemBytes))
 	fmt.Fprintf(w, "Sector / cluster: %d / %d bytes; the image stores blocks of %d\n", j.SectorSize, j.FSClusterSize, j.ClusterSize)
