@@ -28,7 +28,7 @@ type ntfsVol struct {
 	dirCache map[uint64]*ntfsDirCacheEntry
 	dirTick  uint64
 
-	opened []Damage // damage Open tolerated
+	opened  []Damage // damage Open tolerated
 	checkMu sync.Mutex
 	checked map[entryKey]entryCheck // results of checkEntry
 }
