@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"github.com/cbimg/cbimg/internal/usermsg"
 	"io"
 	"io/fs"
 	"os"
@@ -49,7 +50,7 @@ func (b *browser) load() {
 	ents, err := b.fsys.ReadDir(b.dir)
 	b.ents, b.cur, b.top, b.err = ents, 0, 0, ""
 	if err != nil {
-		b.err = err.Error()
+		b.err = usermsg.Text(err)
 	}
 	// Damaged entries are listed and marked; the first one is named here.
 	n, first := 0, error(nil)
@@ -130,7 +131,7 @@ func (b *browser) open(m *Model) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	if i < len(b.ents) && entryDamage(b.ents[i]) != nil {
-		m.notice = entryDamage(b.ents[i]).Error()
+		m.notice = usermsg.Text(entryDamage(b.ents[i]))
 		return m, nil
 	}
 	if i < len(b.ents) && b.ents[i].IsDir() {
@@ -298,7 +299,7 @@ func extractJob(m *Model, b *browser, name, dest string) jobSpec {
 				r.status = "CANCELLED"
 				r.lines = []string{"Cancelled; the partial file was removed."}
 			default:
-				r.lines = []string{err.Error()}
+				r.lines = []string{usermsg.Text(err)}
 			}
 			return r
 		},

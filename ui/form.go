@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"github.com/cbimg/cbimg/internal/units"
+	"github.com/cbimg/cbimg/internal/usermsg"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -114,7 +115,7 @@ func (f *form) update(m *Model, msg tea.Msg) (tea.Model, tea.Cmd) {
 
 func (f *form) done(m *Model) (tea.Model, tea.Cmd) {
 	if err := f.submit(); err != nil {
-		f.err = err.Error()
+		f.err = usermsg.Text(err)
 		return m, nil
 	}
 	f.err = ""

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cbimg/cbimg/internal/usermsg"
 	"io"
 	"math/bits"
 	"os"
@@ -71,7 +72,7 @@ func (i *Img) checkDamage() {
 	}
 	_, done, err := openImage(i)
 	if err != nil {
-		i.Damage = err.Error()
+		i.Damage = usermsg.Text(err)
 		var fe *image.FormatError
 		if errors.As(err, &fe) {
 			i.Damage = fmt.Sprintf("%s at byte %d: %s", fe.Region, fe.Offset, fe.Msg)
@@ -126,7 +127,7 @@ func Scan(ctx context.Context, cfg Config) *Inventory {
 	if len(specs) == 0 {
 		list, err := disk.ListDisks()
 		if err != nil {
-			inv.Problems = append(inv.Problems, err.Error())
+			inv.Problems = append(inv.Problems, usermsg.Text(err))
 		}
 		for _, d := range list {
 			if d.ReadOnly && d.Removable && strings.HasPrefix(d.Name, "sr") {
@@ -233,7 +234,7 @@ func scanDisk(spec string) Disk {
 func describePart(spec string, n int, r io.ReaderAt, size int64) Part {
 	p := Part{Spec: spec, Number: n, Size: size, Used: -1}
 	if v, err := volume.Open(r, size); err != nil {
-		p.Problem = err.Error()
+		p.Problem = usermsg.Text(err)
 		var fe *volume.FormatError
 		if errors.As(err, &fe) {
 			p.Problem = fe.Msg

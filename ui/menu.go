@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"github.com/cbimg/cbimg/internal/usermsg"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -64,7 +65,7 @@ func (mn *menu) build(m *Model) {
 		d := &inv.Disks[di]
 		head := "Disk " + d.Path
 		if d.Err != nil {
-			add(head+": "+d.Err.Error(), nil)
+			add(head+": "+usermsg.Text(d.Err), nil)
 			continue
 		}
 		desc := []string{human(d.Size)}
@@ -99,7 +100,7 @@ func (mn *menu) build(m *Model) {
 		head := "Images in " + dr.Path
 		switch {
 		case dr.Err != nil:
-			head += ": " + dr.Err.Error()
+			head += ": " + usermsg.Text(dr.Err)
 		case dr.Free >= 0:
 			head += "  (" + human(dr.Free) + " free)"
 		}
@@ -169,7 +170,7 @@ func (mn *menu) addImage(m *Model, img *Img) {
 	if h == nil {
 		msg := "unreadable"
 		if img.Err != nil {
-			msg = img.Err.Error()
+			msg = usermsg.Text(img.Err)
 		}
 		add(fmt.Sprintf("  image %s  %s  DAMAGED: %s", name, human(img.Size), msg), nil)
 		add("", &action{kind: actVerify, img: img})
@@ -413,7 +414,7 @@ func (m *Model) choose() (tea.Model, tea.Cmd) {
 		m.scr = scForm
 	case actUnmount:
 		if err := a.mt.unmount(); err != nil {
-			m.notice = "Unmount failed: " + err.Error()
+			m.notice = "Unmount failed: " + usermsg.Text(err)
 		} else {
 			m.notice = "Unmounted " + a.mt.point + "."
 			m.dropMount(a.mt)
@@ -422,7 +423,7 @@ func (m *Model) choose() (tea.Model, tea.Cmd) {
 	case actBrowse:
 		br, err := openBrowser(m, a.img)
 		if err != nil {
-			m.notice = "Cannot browse: " + err.Error()
+			m.notice = "Cannot browse: " + usermsg.Text(err)
 			return m, nil
 		}
 		m.br = br

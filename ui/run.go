@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cbimg/cbimg/internal/usermsg"
 	"io"
 	"log"
 	"os"
@@ -188,7 +189,7 @@ func (r *result) update(m *Model, msg tea.Msg) (tea.Model, tea.Cmd) {
 	case "u":
 		if r.mount != nil && r.mount.live {
 			if err := r.mount.unmount(); err != nil {
-				m.notice = "Unmount failed: " + err.Error()
+				m.notice = "Unmount failed: " + usermsg.Text(err)
 			} else {
 				m.notice = "Unmounted " + r.mount.point + "."
 				m.dropMount(r.mount)
@@ -276,7 +277,7 @@ func backupJob(m *Model, p *plan) jobSpec {
 					r.status = "CANCELLED"
 					r.lines = append(r.lines, "The backup was cancelled.")
 				} else {
-					r.lines = append(r.lines, err.Error())
+					r.lines = append(r.lines, usermsg.Text(err))
 				}
 				if left := leftBehind(p.image); len(left) > 0 && !existed {
 					r.lines = append(r.lines, "! left behind: "+strings.Join(left, ", "))
@@ -305,7 +306,7 @@ func backupJob(m *Model, p *plan) jobSpec {
 func verifyFile(ctx context.Context, j *job, name string) string {
 	rd, err := anyimage.Open(name, nil)
 	if err != nil {
-		return "DAMAGED: " + err.Error()
+		return "DAMAGED: " + usermsg.Text(err)
 	}
 	defer rd.Close()
 	return verifyReader(ctx, j, rd)
@@ -318,12 +319,12 @@ func verifyReader(ctx context.Context, j *job, rd anyimage.Image) string {
 		if ctx.Err() != nil {
 			return "not done (cancelled)"
 		}
-		return "FAILED: " + err.Error()
+		return "FAILED: " + usermsg.Text(err)
 	}
 	if !rep.OK() {
 		msgs := make([]string, 0, len(rep.Problems))
 		for _, p := range rep.Problems {
-			msgs = append(msgs, p.Error())
+			msgs = append(msgs, usermsg.Text(p))
 		}
 		return fmt.Sprintf("DAMAGED (%d problems): %s", len(msgs), strings.Join(msgs, "; "))
 	}
@@ -353,7 +354,7 @@ func verifyJob(m *Model, img *Img) jobSpec {
 			r.cmdline = []string{commandLine(m.cfg.Program, "verify", img.Location)}
 			rd, closeFn, err := openImage(img)
 			if err != nil {
-				r.status, r.verify = "DAMAGED", err.Error()
+				r.status, r.verify = "DAMAGED", usermsg.Text(err)
 				return r
 			}
 			defer closeFn()
@@ -399,7 +400,7 @@ func restoreJob(m *Model, p *plan) jobSpec {
 				if ctx.Err() != nil {
 					r.status = "CANCELLED"
 				}
-				r.lines = append(r.lines, err.Error())
+				r.lines = append(r.lines, usermsg.Text(err))
 				var we *restorecore.WriteError
 				if errors.As(err, &we) {
 					r.lines = append(r.lines, fmt.Sprintf("%s of image data had been written; the target will not mount until a restore completes.", human(we.Done)))
@@ -429,12 +430,12 @@ func restoreJob(m *Model, p *plan) jobSpec {
 func checkTarget(spec string) string {
 	s, err := disk.OpenPartition(spec, false)
 	if err != nil {
-		return "The target could not be reopened: " + err.Error()
+		return "The target could not be reopened: " + usermsg.Text(err)
 	}
 	defer s.Close()
 	v, err := volume.Open(s, s.Size())
 	if err != nil {
-		return "! The target's file system does not open: " + err.Error()
+		return "! The target's file system does not open: " + usermsg.Text(err)
 	}
 	label := ""
 	if v.Info.Label != "" {
@@ -489,7 +490,7 @@ func mountJob(m *Model, img *Img, point string) jobSpec {
 			j.progress("opening the image", 0, 0)
 			rd, closeFn, err := openImage(img)
 			if err != nil {
-				r.lines = []string{err.Error()}
+				r.lines = []string{usermsg.Text(err)}
 				return r
 			}
 			made := false
@@ -497,7 +498,7 @@ func mountJob(m *Model, img *Img, point string) jobSpec {
 				if _, err := os.Stat(point); err != nil {
 					if err := os.MkdirAll(point, 0o755); err != nil {
 						closeFn()
-						r.lines = []string{err.Error()}
+						r.lines = []string{usermsg.Text(err)}
 						return r
 					}
 					made = true
@@ -510,7 +511,7 @@ func mountJob(m *Model, img *Img, point string) jobSpec {
 				if made {
 					os.Remove(point)
 				}
-				r.lines = []string{err.Error()}
+				r.lines = []string{usermsg.Text(err)}
 				return r
 			}
 			r.status = "OK"

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/cbimg/cbimg/internal/usermsg"
 	"io"
 	"io/fs"
 	"regexp"
@@ -17,35 +18,8 @@ import (
 // sentinel errors with their own name (Go's convention); a user is told
 // what is wrong, not where in the code.
 
-// pkgPrefix matches a Go package name used as a message prefix, at the
-// start or after another message's ": ".
-var pkgPrefix = regexp.MustCompile(`(^|: )(restorecore|backupcore|image|volume|browse|locate|catalog|disk|mount|sysdev|devguard|units|ui|convert|check|anyimage|seekz|vdisk): `)
-
-// wrappers are prefixes other packages add that repeat what follows.
-var wrappers = strings.NewReplacer("open source: ", "source ", "open target: ", "target ", "open image: ", "")
-
 // userMessage is the text printed for err.
-func userMessage(err error) string {
-	s := err.Error()
-	// "open x.img: no such file" inside a longer message says "open"
-	// twice or says nothing the path does not; keep the path.
-	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Err != nil {
-		switch pe.Op {
-		case "open", "stat", "lstat", "openat":
-			s = strings.Replace(s, pe.Error(), pe.Path+": "+pe.Err.Error(), 1)
-		}
-	}
-	s = wrappers.Replace(s)
-	for {
-		t := pkgPrefix.ReplaceAllString(s, "$1")
-		if t == s {
-			break
-		}
-		s = t
-	}
-	return s
-}
+func userMessage(err error) string { return usermsg.Text(err) }
 
 // imageErr names the image an error is about, unless the message already
 // starts with its name.
