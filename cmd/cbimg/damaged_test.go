@@ -76,7 +76,7 @@ func damagedCLI(t *testing.T, dir, vol, all string, s damage.Shape) {
 	if err := s.Apply(c); err != nil {
 		t.Fatalf("damage: %v", err)
 	}
-	img := filepath.Join(dir, strings.ReplaceAll(s.Name, " ", "-")+".cbi")
+	img := filepath.Join(dir, strings.NewReplacer(" ", "-", "/", "-").Replace(s.Name)+".cbi")
 	if _, stderr, code := cbimg(t, nil, "backup", "-q", c, img); code != 0 {
 		// Backing up a damaged volume is judged elsewhere; here it
 		// must only refuse cleanly (exit 5), and nothing is browsed.
