@@ -28,7 +28,7 @@ func NewCBI(r *image.Reader, name string) *CBI {
 	c.info = Info{
 		Format: "cbi", Version: fmt.Sprint(h.Version), Compression: h.Codec.String(), FSClusterSize: h.ClusterSize,
 		Pieces: []string{name}, Origin: strings.TrimSpace(h.ToolVersion + " from " + h.SourceName),
-		Checksums: "CRC32C and BLAKE3-256 per chunk, image digest", ImageBytes: r.ImageSize(),
+		Checksums: cbiChecksums(h), ImageBytes: r.ImageSize(),
 		VerifyBytes: h.LogicalLen, Created: h.Created, Digest: hex.EncodeToString(r.Footer.Digest[:]),
 	}
 	if h.SplitSize > 0 {
@@ -146,4 +146,13 @@ func openFile(name string) (io.ReaderAt, int64, io.Closer, error) {
 		return nil, 0, nil, fmt.Errorf("%s: %w: a directory, and no kind of image cbimg reads claims it", name, image.ErrFormat)
 	}
 	return f, st.Size(), f, nil
+}
+
+// cbiChecksums says what verify checks in a .cbi image.
+func cbiChecksums(h *image.Header) string {
+	sum := "BLAKE3-256"
+	if h.RequiredFlags&image.RequireXXH3 != 0 {
+		sum = "XXH3-128"
+	}
+	return "CRC32C per stored piece and " + sum + " per chunk, BLAKE3-256 image digest"
 }

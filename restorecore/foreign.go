@@ -8,8 +8,10 @@ package restorecore
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/cbimg/cbimg/anyimage"
@@ -42,6 +44,11 @@ func openForeign(name string) (img anyimage.Image, ok bool, err error) {
 		}
 	}
 	img, err = anyimage.Open(name, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The .cbi path reports it, and on Windows finds an image inside
+		// the (locked) target volume that no file path reaches.
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, true, err
 	}
