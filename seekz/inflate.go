@@ -244,9 +244,9 @@ type inflater struct {
 	// invalid (start of the member or of the preset window).
 	histStart int64
 
-	stored   int    // bytes left in a stored block
-	copyLen  int    // pending match bytes
-	copyDist int    // its distance
+	stored   int // bytes left in a stored block
+	copyLen  int // pending match bytes
+	copyDist int // its distance
 	lit      *huffman
 	dist     *huffman
 	dyn      [2]huffman

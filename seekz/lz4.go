@@ -1,7 +1,7 @@
 package seekz
 
 import (
-		"encoding/binary"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/bits"
