@@ -37,7 +37,7 @@ func (b *bitReader) fill(need uint) error {
 		c, err := b.r.ReadByte()
 		if err != nil {
 			if err == io.EOF {
-				return fmt.Errorf("%w: stream ends at offset %d", ErrTruncated, b.base+b.taken)
+				return truncatedAt(b.base + b.taken)
 			}
 			return err
 		}
@@ -360,8 +360,11 @@ func (f *inflater) step() error {
 				f.br.taken += int64(n)
 				f.wpos += int64(n)
 				f.stored -= n
+				if err == io.EOF || err == io.ErrUnexpectedEOF {
+					return truncatedAt(f.br.base + f.br.taken)
+				}
 				if err != nil {
-					return fmt.Errorf("%w: stream ends at offset %d", ErrTruncated, f.br.base+f.br.taken)
+					return err
 				}
 				continue
 			}
@@ -667,4 +670,8 @@ func (f *inflater) sumTo() {
 		f.crc = crc32.Update(f.crc, crc32.IEEETable, f.win[s:e])
 		f.crcPos += int64(e - s)
 	}
+}
+
+func truncatedAt(off int64) error {
+	return &OffsetError{Offset: off, Err: fmt.Errorf("%w: the stream ends here", ErrTruncated)}
 }

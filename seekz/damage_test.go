@@ -1,0 +1,173 @@
+//go:build linux
+
+package seekz
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cbimg/cbimg/internal/testvol"
+)
+
+// TestStaleIndex: an image changed after its index was made is detected and
+// its index rebuilt; reads then give the new bytes.
+func TestStaleIndex(t *testing.T) {
+	testvol.Need(t, "partclone.fat16", "gzip")
+	in, want := partcloneStream(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "img.gz")
+	compress(t, in, out, `gzip -c "$IN" > "$OUT"`)
+	opt := Options{CacheDir: filepath.Join(dir, "cache"), Spacing: 256 << 10}
+	r, err := Open(context.Background(), []string{out}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	// The same name now holds another stream: the first half only.
+	half := filepath.Join(dir, "half")
+	if err := os.WriteFile(half, want[:len(want)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	compress(t, half, out, `gzip -c "$IN" > "$OUT"`)
+	r, err = Open(context.Background(), []string{out}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Info().Reused || r.Info().Rebuilt == "" {
+		t.Fatalf("stale index not detected: %+v", r.Info())
+	}
+	checkReads(t, r, want[:len(want)/2])
+	r.Close()
+	// Only the modification time changes: still rebuilt.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(out, later, later); err != nil {
+		t.Fatal(err)
+	}
+	r, err = Open(context.Background(), []string{out}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Info().Reused || r.Info().Rebuilt == "" {
+		t.Fatalf("changed mtime not detected: %+v", r.Info())
+	}
+	// A damaged index is detected and rebuilt too.
+	r.Close()
+	idx := r.Info().IndexPath
+	b, err := os.ReadFile(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-trailerSize-5] ^= 0x40
+	if err := os.WriteFile(idx, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Open(context.Background(), []string{out}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if r2.Info().Reused || r2.Info().Rebuilt != "index damaged" {
+		t.Fatalf("damaged index not detected: %+v", r2.Info())
+	}
+	checkReads(t, r2, want[:len(want)/2])
+}
+
+// TestDamagedStreams: cut and corrupted streams and bad pieces are clear
+// errors at Open, naming an offset.
+func TestDamagedStreams(t *testing.T) {
+	testvol.Need(t, "partclone.fat16", "gzip", "zstd", "xz", "bzip2", "lz4", "split")
+	in, _ := partcloneStream(t)
+	dir := t.TempDir()
+	tools := map[string]string{
+		"gz":  `gzip -c "$IN" > "$OUT"`,
+		"zst": `zstd -q -c "$IN" > "$OUT"`,
+		"xz":  `xz -0 -T2 --block-size=1MiB -c "$IN" > "$OUT"`,
+		"bz2": `bzip2 -1 -c "$IN" > "$OUT"`,
+		"lz4": `lz4 -q -B4 -BX -c "$IN" > "$OUT"`,
+	}
+	for ext, pipeline := range tools {
+		src := filepath.Join(dir, "src."+ext)
+		compress(t, in, src, pipeline)
+		good, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []struct {
+			name string
+			mod  func([]byte) []byte
+			want []error
+		}{
+			{"cut", func(b []byte) []byte { return b[:len(b)*2/3] }, []error{ErrTruncated, ErrCorrupt}},
+			{"flipped", func(b []byte) []byte {
+				c := append([]byte(nil), b...)
+				for i := len(c) / 2; i < len(c)/2+64; i++ {
+					c[i] ^= 0x55
+				}
+				return c
+			}, []error{ErrCorrupt, ErrChecksum, ErrTruncated}},
+		} {
+			t.Run(ext+"-"+d.name, func(t *testing.T) {
+				p := filepath.Join(dir, d.name+"."+ext)
+				if err := os.WriteFile(p, d.mod(good), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				r, err := Open(context.Background(), []string{p}, Options{CacheDir: filepath.Join(dir, "cache"), SegmentLimit: 4 << 20})
+				if err == nil {
+					r.Close()
+					t.Fatal("damaged stream opened")
+				}
+				ok := false
+				for _, w := range d.want {
+					ok = ok || errors.Is(err, w)
+				}
+				var oe *OffsetError
+				if !ok || !errors.As(err, &oe) {
+					t.Fatalf("error %v (want one of %v with an offset)", err, d.want)
+				}
+				t.Logf("%v", err)
+				// Nothing is left behind in the cache directory.
+				left, _ := filepath.Glob(filepath.Join(dir, "cache", "*.partial"))
+				if len(left) > 0 {
+					t.Fatalf("left %v", left)
+				}
+			})
+		}
+	}
+	// Pieces: a missing one, a cut one, two swapped.
+	split := filepath.Join(dir, "split", "img.gz")
+	os.MkdirAll(filepath.Dir(split), 0o700)
+	compress(t, filepath.Join(dir, "src.gz"), split, `split -b 300000 "$IN" "$OUT."`)
+	if _, err := Pieces(split + ".ac"); err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{CacheDir: filepath.Join(dir, "cache")}
+	os.Rename(split+".ab", split+".xx")
+	if _, err := Pieces(split + ".aa"); !errors.Is(err, ErrPieces) {
+		t.Fatalf("missing piece: %v", err)
+	}
+	os.Rename(split+".xx", split+".ab")
+	os.Rename(split+".ab", split+".tmp")
+	os.Rename(split+".ac", split+".ab")
+	os.Rename(split+".tmp", split+".ac")
+	pieces, err := Pieces(split + ".aa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), pieces, opt); !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrChecksum) {
+		t.Fatalf("swapped pieces: %v", err)
+	}
+	os.Rename(split+".ab", split+".tmp")
+	os.Rename(split+".ac", split+".ab")
+	os.Rename(split+".tmp", split+".ac")
+	if err := os.Truncate(split+".ab", 1000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), pieces, opt); !errors.Is(err, ErrPieces) {
+		t.Fatalf("cut piece: %v", err)
+	}
+}
