@@ -1,6 +1,8 @@
-// Package catalog finds cbimg images: on the NTFS and FAT partitions of a
-// disk, read raw without mounting anything, or in a directory tree. For
-// each it reads the header and says which partitions it could restore.
+// Package catalog finds partition images — cbimg's own and every kind
+// package anyimage reads (partclone, ntfsclone, ...), detected by content —
+// on the NTFS and FAT partitions of a disk, read raw without mounting
+// anything, or in a directory tree. For each it reads the header and says
+// which partitions it could restore.
 package catalog
 
 import (
@@ -13,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/volume"
@@ -24,6 +27,7 @@ type Found struct {
 	Partition string        // the partition holding it ("" for a file in a directory)
 	Path      string        // path inside that partition, or the file path
 	Size      int64         // bytes of its first volume
+	Format    string        // "cbi", "partclone", "ntfsclone", ... (anyimage kinds)
 	Header    *image.Header // nil when the header could not be read
 	Err       error         // why the header could not be read
 	// Targets are the partitions of the scanned disk the image fits
@@ -135,14 +139,18 @@ func scanVolume(ctx context.Context, p part) ([]Found, error) {
 		if f.Dir || f.Stream != "" || len(f.Runs) == 0 || f.Size < image.FooterLen {
 			return nil
 		}
-		var magic [8]byte
-		if _, err := p.ra.ReadAt(magic[:], v.Info.ClusterOffset(f.Runs[0].Start)); err != nil || string(magic[:]) != image.Magic {
+		head := make([]byte, min(f.Size, probeLen, int64(v.Info.ClusterSize)))
+		if _, err := p.ra.ReadAt(head, v.Info.ClusterOffset(f.Runs[0].Start)); err != nil {
+			return nil
+		}
+		kind := anyimage.Detect(head)
+		if kind == "" {
 			return nil
 		}
 		r, err := openFile(v, f.Path)
-		fd := Found{Location: p.spec + ":" + f.Path, Partition: p.spec, Path: f.Path, Size: f.Size}
+		fd := Found{Location: p.spec + ":" + f.Path, Partition: p.spec, Path: f.Path, Size: f.Size, Format: kind}
 		if err == nil {
-			fd.Header, fd.Err = readHeader(r)
+			fd.Header, fd.Err = describe(r, f.Size, fd.Location)
 		} else {
 			fd.Err = err
 		}
@@ -198,19 +206,45 @@ func scanDir(ctx context.Context, dir string) ([]Found, error) {
 			return nil
 		}
 		defer f.Close()
-		if !isMagic(f) {
+		kind := sniff(f)
+		if kind == "" {
 			return nil
 		}
-		h, herr := readHeader(f)
-		st, _ := f.Stat()
-		out = append(out, Found{Location: path, Path: path, Size: st.Size(), Header: h, Err: herr})
+		st, err := f.Stat()
+		if err != nil {
+			return nil
+		}
+		h, herr := describe(f, st.Size(), path)
+		if h != nil && h.Created.IsZero() {
+			h.Created = st.ModTime().UTC() // formats that do not say when they were made
+		}
+		out = append(out, Found{Location: path, Path: path, Size: st.Size(), Format: kind, Header: h, Err: herr})
 		return nil
 	})
 	return out, err
 }
 
-func isMagic(f *os.File) bool {
-	var m [8]byte
-	_, err := f.ReadAt(m[:], 0)
-	return err == nil && string(m[:]) == image.Magic
+// probeLen is how much of a file's start tells its kind.
+const probeLen = 64
+
+// sniff names the image kind of a file, "" for none.
+func sniff(f *os.File) string {
+	m := make([]byte, probeLen)
+	n, err := f.ReadAt(m, 0)
+	if err != nil && err != io.EOF {
+		return ""
+	}
+	return anyimage.Detect(m[:n])
+}
+
+// describe reads an image's header: a .cbi header as stored, also the
+// first volume of a split one; for other kinds what anyimage.Describe makes
+// of theirs.
+func describe(r io.ReaderAt, size int64, name string) (*image.Header, error) {
+	var first [8]byte
+	if _, err := r.ReadAt(first[:], 0); err == nil && string(first[:]) == image.Magic {
+		return readHeader(r)
+	}
+	h, _, err := anyimage.Describe(r, size, name)
+	return h, err
 }

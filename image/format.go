@@ -129,6 +129,7 @@ const (
 	TagExclusion   = 6 // one excluded file, see Exclusion
 	TagSysExtents  = 0x8001
 	TagUnreadable  = 7 // runs of clusters that could not be read (stored as zeros)
+	TagOrigin      = 8 // UTF-8: the image this one was converted from (cbimg convert)
 	tagCritical    = 0x8000
 )
 
@@ -190,6 +191,7 @@ type Header struct {
 	Label       string
 	OEMName     string
 	PartName    string
+	Origin      string // the image this one was converted from; "" for a backup
 	SysExtents  []Extent
 	Exclusions  []Exclusion
 	Unreadable  []Run
@@ -250,7 +252,7 @@ func (r *readBuf) str16() string {
 
 // Encode serializes the header, TLV records and trailing CRC32C.
 func (h *Header) Encode() ([]byte, error) {
-	if len(h.SourceName) > 4096 || len(h.ToolVersion) > 255 || len(h.Label) > 1024 || len(h.OEMName) > 255 || len(h.PartName) > 1024 {
+	if len(h.SourceName) > 4096 || len(h.ToolVersion) > 255 || len(h.Label) > 1024 || len(h.OEMName) > 255 || len(h.PartName) > 1024 || len(h.Origin) > 4096 {
 		return nil, fmt.Errorf("image: header string too long")
 	}
 	b := writeBuf(make([]byte, 0, 1024))
@@ -305,6 +307,7 @@ func (h *Header) Encode() ([]byte, error) {
 	str(TagLabel, h.Label)
 	str(TagOEMName, h.OEMName)
 	str(TagPartName, h.PartName)
+	str(TagOrigin, h.Origin)
 	var v writeBuf
 	for _, e := range h.SysExtents {
 		v.u64(uint64(e.Offset))
@@ -434,6 +437,8 @@ func DecodeHeader(p []byte) (*Header, error) {
 			h.OEMName = string(v.b)
 		case TagPartName:
 			h.PartName = string(v.b)
+		case TagOrigin:
+			h.Origin = string(v.b)
 		case TagSysExtents:
 			if uint64(l) != uint64(nExt)*16 {
 				return nil, bad(off, "system extent record holds %d bytes for %d extents", l, nExt)

@@ -119,6 +119,26 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 		src = newStreamSource(sr)
+	} else if img, ok, err := openForeign(opts.Image); ok { // partclone, ntfsclone, ... (foreign.go)
+		if err != nil {
+			return nil, err
+		}
+		defer img.Close()
+		if opts.Resume {
+			return nil, fmt.Errorf("%w: resuming needs a .cbi image", ErrJournal)
+		}
+		if err := checkForeign(ctx, img, report); err != nil {
+			return nil, err
+		}
+		if src, err = newImageSource(ctx, img); err != nil {
+			return nil, err
+		}
+		imgFile = opts.Image
+		for _, n := range img.Info().Notes {
+			if opts.Warn != nil {
+				opts.Warn(n)
+			}
+		}
 	} else {
 		r, f, t, err := openImage(opts.Image, opts.Target) // a path, or PARTITION:PATH (inplace.go)
 		inPart, held = f, t

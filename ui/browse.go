@@ -35,7 +35,7 @@ func openBrowser(m *Model, img *Img) (*browser, error) {
 	if err != nil {
 		return nil, err
 	}
-	fsys, err := browse.New(rd, rd.Header)
+	fsys, err := browse.New(rd, rd.Header())
 	if err != nil {
 		closeFn()
 		return nil, err

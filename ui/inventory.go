@@ -12,11 +12,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/catalog"
 	"github.com/cbimg/cbimg/disk"
-	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/sysdev"
-	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 )
 
@@ -245,12 +244,12 @@ func popcount(b []byte) uint64 {
 
 // openImage opens an image for reading: a file (also split), or a file
 // inside a partition's file system, read raw. The returned func closes it.
-func openImage(img *Img) (*image.Reader, func(), error) {
+func openImage(img *Img) (anyimage.Image, func(), error) {
 	name := img.Path
 	if img.Partition != "" {
 		name = img.Location
 	}
-	r, err := locate.OpenImage(name)
+	r, err := anyimage.Open(name, nil)
 	if err != nil {
 		return nil, nil, err
 	}

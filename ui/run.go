@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/backupcore"
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
@@ -302,7 +303,7 @@ func backupJob(m *Model, p *plan) jobSpec {
 
 // verifyFile verifies a finished image and says how it went.
 func verifyFile(ctx context.Context, j *job, name string) string {
-	rd, err := image.Open(name, nil)
+	rd, err := anyimage.Open(name, nil)
 	if err != nil {
 		return "DAMAGED: " + err.Error()
 	}
@@ -310,8 +311,8 @@ func verifyFile(ctx context.Context, j *job, name string) string {
 	return verifyReader(ctx, j, rd)
 }
 
-func verifyReader(ctx context.Context, j *job, rd *image.Reader) string {
-	total := rd.Header.LogicalLen
+func verifyReader(ctx context.Context, j *job, rd anyimage.Image) string {
+	total := rd.Info().VerifyBytes
 	rep, err := rd.Verify(ctx, func(d int64) { j.progress("verify", d, total) })
 	if err != nil {
 		if ctx.Err() != nil {
@@ -326,9 +327,15 @@ func verifyReader(ctx context.Context, j *job, rd *image.Reader) string {
 		}
 		return fmt.Sprintf("DAMAGED (%d problems): %s", len(msgs), strings.Join(msgs, "; "))
 	}
-	s := fmt.Sprintf("OK, %d chunks, %s checked, digest matches", rep.Chunks, human(rep.Logical))
+	s := fmt.Sprintf("OK, %d chunks, %s checked, digest matches", rep.Units, human(rep.Logical))
+	switch inf := rd.Info(); {
+	case inf.Format != "cbi" && rep.Checksummed:
+		s = fmt.Sprintf("OK, %s image, %d %s checked, %s", inf.Format, rep.Units, rep.UnitName, human(rep.Logical))
+	case inf.Format != "cbi":
+		s = fmt.Sprintf("OK, %s image, %d %s read, %s; the format has no checksums: structure and stream only", inf.Format, rep.Units, rep.UnitName, human(rep.Logical))
+	}
 	var unread uint64
-	for _, u := range rd.Header.Unreadable {
+	for _, u := range rd.Header().Unreadable {
 		unread += u.Count
 	}
 	if unread > 0 {
@@ -497,7 +504,7 @@ func mountJob(m *Model, img *Img, point string) jobSpec {
 				}
 			}
 			j.progress("mounting", 0, 0)
-			mt, err := mount.Mount(point, rd, &mount.Options{FsName: img.Location, ModTime: rd.Header.Created, Logger: log.New(io.Discard, "", 0)})
+			mt, err := mount.Mount(point, rd, &mount.Options{FsName: img.Location, ModTime: rd.Info().Created, Logger: log.New(io.Discard, "", 0)})
 			if err != nil {
 				closeFn()
 				if made {

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/browse"
-	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/mount"
 	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
@@ -24,12 +24,12 @@ func init() {
 }
 
 // openTree opens an image and the file tree inside it.
-func openTree(imagePath string) (*browse.FS, *image.Reader, error) {
-	r, err := image.Open(imagePath, nil)
+func openTree(imagePath string) (*browse.FS, anyimage.Image, error) {
+	r, err := anyimage.Open(imagePath, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", imagePath, err)
 	}
-	t, err := browse.New(r, r.Header)
+	t, err := browse.New(r, r.Header())
 	if err != nil {
 		r.Close()
 		return nil, nil, fmt.Errorf("%s: %w", imagePath, err)
@@ -491,11 +491,11 @@ func runExtract(ctx context.Context, out, errw io.Writer, g *globalOptions, o *e
 }
 
 // mountImage serves volume.raw, or with files the tree inside the image.
-func mountImage(mountpoint string, r *image.Reader, files bool, o *mount.Options) (*mount.Mounted, error) {
+func mountImage(mountpoint string, r anyimage.Image, files bool, o *mount.Options) (*mount.Mounted, error) {
 	if !files {
 		return mount.Mount(mountpoint, r, o)
 	}
-	t, err := browse.New(r, r.Header)
+	t, err := browse.New(r, r.Header())
 	if err != nil {
 		return nil, err
 	}

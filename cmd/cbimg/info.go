@@ -4,11 +4,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/units"
-	"github.com/cbimg/cbimg/locate"
 	"github.com/cbimg/cbimg/volume"
 	"github.com/spf13/cobra"
 )
@@ -17,7 +19,9 @@ import (
 // the keys.
 type infoJSON struct {
 	Image            string          `json:"image"`
+	Format           string          `json:"format"`
 	FormatVersion    int             `json:"format_version"`
+	FormatRelease    string          `json:"format_version_text"`
 	FileSystem       string          `json:"file_system"`
 	Label            string          `json:"label"`
 	Serial           string          `json:"serial"`
@@ -46,6 +50,10 @@ type infoJSON struct {
 	SystemExtents    []extentJSON    `json:"system_extents"`
 	Exclusions       []exclusionJSON `json:"exclusions"`
 	Unreadable       []runJSON       `json:"unreadable"`
+	Pieces           []string        `json:"pieces"`
+	Origin           string          `json:"origin"`
+	Checksums        string          `json:"checksums"`
+	Notes            []string        `json:"notes"`
 }
 
 type runJSON struct {
@@ -75,7 +83,7 @@ type exclusionJSON struct {
 
 func makeInfo(name string, h *image.Header, imageBytes int64, digest [32]byte) infoJSON {
 	j := infoJSON{
-		Image: name, FormatVersion: int(h.Version), FileSystem: volume.Type(h.FSType).String(), Label: h.Label,
+		Image: name, Format: "cbi", FormatVersion: int(h.Version), FormatRelease: fmt.Sprint(h.Version), FileSystem: volume.Type(h.FSType).String(), Label: h.Label,
 		Serial: fmt.Sprintf("%016X", h.Serial), Source: h.SourceName, Created: h.Created.UTC().Format(time.RFC3339),
 		ToolVersion: h.ToolVersion, PartitionBytes: h.PartLength, FileSystemBytes: h.FSSize, SectorSize: h.SectorSize,
 		ClusterSize: h.ClusterSize, ClustersTotal: h.ClusterCount, ClustersStored: h.ImageClusters, DataBytes: h.LogicalLen,
@@ -98,14 +106,41 @@ func makeInfo(name string, h *image.Header, imageBytes int64, digest [32]byte) i
 	for _, r := range h.Unreadable {
 		j.Unreadable = append(j.Unreadable, runJSON{r.Start, r.Count})
 	}
+	j.Pieces, j.Notes, j.Origin = []string{name}, []string{}, h.Origin
+	return j
+}
+
+// imageInfo is makeInfo for an image of any kind.
+func imageInfo(name string, img anyimage.Image) infoJSON {
+	inf := img.Info()
+	j := makeInfo(name, img.Header(), inf.ImageBytes, [32]byte{})
+	j.Digest = inf.Digest
+	j.Format, j.FormatRelease, j.Compression = inf.Format, inf.Version, inf.Compression
+	j.FormatVersion, _ = strconv.Atoi(strings.TrimLeft(strings.SplitN(inf.Version, ".", 2)[0], "0"))
+	j.Pieces, j.Checksums = append([]string{}, inf.Pieces...), inf.Checksums
+	if inf.Format != "cbi" {
+		j.Origin = inf.Origin
+	}
+	j.Notes = append([]string{}, inf.Notes...)
+	if inf.Format != "cbi" {
+		j.Created = inf.Created.UTC().Format(time.RFC3339)
+		j.ToolVersion = inf.Origin
+	}
 	return j
 }
 
 func printInfo(w io.Writer, j infoJSON) {
 	fmt.Fprintf(w, "Image:            %s\n", j.Image)
+	if j.Format != "cbi" {
+		printForeign(w, j)
+		return
+	}
 	fmt.Fprintf(w, "File system:      %s, label %q, serial %s\n", j.FileSystem, j.Label, j.Serial)
 	fmt.Fprintf(w, "Source:           %s\n", j.Source)
 	fmt.Fprintf(w, "Created:          %s by %s\n", j.Created, j.ToolVersion)
+	if j.Origin != "" {
+		fmt.Fprintf(w, "Converted from:   %s\n", j.Origin)
+	}
 	fmt.Fprintf(w, "Partition:        %s (%d bytes), file system %s\n", human(j.PartitionBytes), j.PartitionBytes, human(j.FileSystemBytes))
 	fmt.Fprintf(w, "Sector / cluster: %d / %d bytes\n", j.SectorSize, j.ClusterSize)
 	fmt.Fprintf(w, "Clusters:         %d stored of %d (%.1f%%)\n", j.ClustersStored, j.ClustersTotal, 100*float64(j.ClustersStored)/float64(max(j.ClustersTotal, 1)))
@@ -150,12 +185,12 @@ func newInfoCommand(g *globalOptions) *cobra.Command {
 }
 
 func runInfo(w io.Writer, g *globalOptions, name string) error {
-	r, err := locate.OpenImage(name) // a path, or PARTITION:PATH
+	r, err := anyimage.Open(name, nil) // a path, PARTITION:PATH, or any kind's name
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	j := makeInfo(name, r.Header, r.ImageSize(), r.Footer.Digest)
+	j := imageInfo(name, r)
 	if g.JSON {
 		return printJSON(w, j)
 	}
@@ -166,3 +201,21 @@ func runInfo(w io.Writer, g *globalOptions, name string) error {
 }
 
 func human(n int64) string { return units.Human(n) }
+
+// printForeign prints what an image made by another tool says.
+func printForeign(w io.Writer, j infoJSON) {
+	fmt.Fprintf(w, "Format:           %s %s, made by %s\n", j.Format, j.FormatRelease, j.Origin)
+	fmt.Fprintf(w, "File system:      %s, label %q, serial %s\n", j.FileSystem, j.Label, j.Serial)
+	fmt.Fprintf(w, "Partition:        %s (%d bytes), file system %s\n", human(j.PartitionBytes), j.PartitionBytes, human(j.FileSystemBytes))
+	fmt.Fprintf(w, "Sector / cluster: %d / %d bytes (the image's block size)\n", j.SectorSize, j.ClusterSize)
+	fmt.Fprintf(w, "Clusters:         %d used of %d (%.1f%%)\n", j.ClustersStored, j.ClustersTotal, 100*float64(j.ClustersStored)/float64(max(j.ClustersTotal, 1)))
+	fmt.Fprintf(w, "Data:             %s, compression %s\n", human(j.DataBytes), j.Compression)
+	fmt.Fprintf(w, "Image size:       %s in %d piece(s)\n", human(j.ImageBytes), len(j.Pieces))
+	for _, p := range j.Pieces {
+		fmt.Fprintf(w, "Piece:            %s\n", p)
+	}
+	fmt.Fprintf(w, "Checksums:        %s\n", j.Checksums)
+	for _, n := range j.Notes {
+		fmt.Fprintf(w, "Note:             %s\n", n)
+	}
+}

@@ -19,6 +19,7 @@ type listJSON struct {
 	Partition  string   `json:"partition"` // partition holding it, "" for a file
 	Path       string   `json:"path"`
 	Size       int64    `json:"size"`
+	Format     string   `json:"format"`      // "cbi", "partclone", "ntfsclone", ...
 	FileSystem string   `json:"file_system"` // of the partition it was made from
 	Source     string   `json:"source"`
 	Label      string   `json:"label"`
@@ -42,7 +43,7 @@ func newListCommand(g *globalOptions) *cobra.Command {
 			}
 			out := make([]listJSON, 0, len(found))
 			for _, f := range found {
-				j := listJSON{Location: f.Location, Partition: f.Partition, Path: f.Path, Size: f.Size,
+				j := listJSON{Location: f.Location, Partition: f.Partition, Path: f.Path, Size: f.Size, Format: f.Format,
 					Targets: append([]string{}, f.Targets...), InPlace: append([]string{}, f.InPlace...)}
 				if h := f.Header; h != nil {
 					j.FileSystem, j.Source, j.Label = volume.Type(h.FSType).String(), h.SourceName, h.Label

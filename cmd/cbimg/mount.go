@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/mount"
 	"github.com/cbimg/cbimg/volume"
@@ -143,7 +143,7 @@ func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePat
 	if err := mount.Check(mountpoint); err != nil {
 		return mountError(err)
 	}
-	r, err := image.Open(imagePath, &image.Options{CacheBytes: cacheBytes})
+	r, err := anyimage.Open(imagePath, &anyimage.Options{CacheBytes: cacheBytes})
 	if err != nil {
 		return fmt.Errorf("%s: %w", imagePath, err)
 	}
@@ -153,7 +153,7 @@ func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePat
 	}
 	abs, _ := filepath.Abs(imagePath)
 	m, err := mountImage(mountpoint, r, o.Files, &mount.Options{
-		AllowOther: o.AllowOther, DirectIO: o.DirectIO, FsName: abs, ModTime: r.Header.Created, Logger: logger, Debug: o.Debug,
+		AllowOther: o.AllowOther, DirectIO: o.DirectIO, FsName: abs, ModTime: r.Info().Created, Logger: logger, Debug: o.Debug,
 	})
 	if err != nil {
 		return mountError(err)

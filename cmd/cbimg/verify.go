@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/image"
-	"github.com/cbimg/cbimg/locate"
 	"github.com/spf13/cobra"
 )
 
@@ -17,6 +17,9 @@ type verifyJSON struct {
 	BytesChecked int64         `json:"bytes_checked"`
 	Problems     []problemJSON `json:"problems"`
 	Unreadable   uint64        `json:"unreadable_clusters"`
+	Format       string        `json:"format"`
+	Units        string        `json:"units"`       // what "chunks" counts: chunks, checksums, clusters
+	Checksummed  bool          `json:"checksummed"` // false: the format has no checksums; structure only
 }
 
 type problemJSON struct {
@@ -48,18 +51,19 @@ func runVerify(cmd *cobra.Command, g *globalOptions, name string) error {
 			j.Problems = append(j.Problems, problemJSON{"io", -1, err.Error()})
 		}
 	}
-	r, err := locate.OpenImage(name) // a path, or PARTITION:PATH
+	r, err := anyimage.Open(name, nil) // a path, PARTITION:PATH, or any kind's name
 	if err == nil {
 		defer r.Close()
 		p := newProgress(g)
-		var rep *image.VerifyReport
-		rep, err = r.Verify(cmd.Context(), func(d int64) { p.update("verify", d, r.Header.LogicalLen) })
+		var rep *anyimage.Report
+		rep, err = r.Verify(cmd.Context(), func(d int64) { p.update("verify", d, r.Info().VerifyBytes) })
 		p.done()
 		if err != nil {
 			return err
 		}
-		j.Chunks, j.BytesChecked = rep.Chunks, rep.Logical
-		for _, u := range r.Header.Unreadable {
+		j.Chunks, j.BytesChecked = rep.Units, rep.Logical
+		j.Format, j.Units, j.Checksummed = r.Info().Format, rep.UnitName, rep.Checksummed
+		for _, u := range r.Header().Unreadable {
 			j.Unreadable += u.Count
 		}
 		for _, e := range rep.Problems {
@@ -84,8 +88,13 @@ func reportVerify(w io.Writer, j verifyJSON) {
 	for _, p := range j.Problems {
 		fmt.Fprintf(w, "DAMAGED %s at byte %d: %s\n", p.Region, p.Offset, p.Message)
 	}
-	if j.OK {
+	switch {
+	case j.OK && j.Format == "cbi":
 		fmt.Fprintf(w, "OK: %d chunks, %s checked, digest matches\n", j.Chunks, human(j.BytesChecked))
+	case j.OK && j.Checksummed:
+		fmt.Fprintf(w, "OK: %s image, %d %s checked over %s of data\n", j.Format, j.Chunks, j.Units, human(j.BytesChecked))
+	case j.OK:
+		fmt.Fprintf(w, "OK: %s image, %d %s read (%s); the format has no checksums: only its structure and that the stream is whole were checked\n", j.Format, j.Chunks, j.Units, human(j.BytesChecked))
 	}
 	if j.Unreadable > 0 {
 		fmt.Fprintf(w, "NOTE: %d clusters could not be read at backup and are stored as zeros (see info)\n", j.Unreadable)

@@ -1,0 +1,106 @@
+package restorecore
+
+// Images made by other tools (partclone, ntfsclone, and kinds registered
+// with anyimage): the same restore, fed from anyimage.Image's checked stream
+// of used bytes. The whole image is checked before the target is touched
+// unless opening it already read and checked all of it.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cbimg/cbimg/anyimage"
+	"github.com/cbimg/cbimg/image"
+	"github.com/cbimg/cbimg/locate"
+)
+
+// openForeign opens name when it is an image of a kind other than .cbi.
+// ok is false for .cbi images and names the .cbi path handles
+// (PARTITION:PATH, with its in-place checks).
+func openForeign(name string) (img anyimage.Image, ok bool, err error) {
+	head := make([]byte, len(image.Magic))
+	if _, _, inPart := locate.Split(name); inPart {
+		f, err := locate.Open(name)
+		if err != nil {
+			return nil, false, nil // the .cbi path reports it
+		}
+		_, rerr := f.ReadAt(head, 0)
+		f.Close()
+		if rerr != nil || string(head) == image.Magic {
+			return nil, false, nil
+		}
+	} else if f, err := os.Open(name); err == nil {
+		_, rerr := io.ReadFull(f, head)
+		f.Close()
+		if rerr == nil && string(head) == image.Magic {
+			return nil, false, nil
+		}
+	}
+	img, err = anyimage.Open(name, nil)
+	if err != nil {
+		return nil, true, err
+	}
+	if img.Info().Format == "cbi" {
+		img.Close()
+		return nil, false, nil
+	}
+	return img, true, nil
+}
+
+// checkForeign reads and checks all of img before anything is written.
+func checkForeign(ctx context.Context, img anyimage.Image, report func(Progress)) error {
+	inf := img.Info()
+	if inf.CheckedAtOpen {
+		return nil
+	}
+	rep, err := img.Verify(ctx, func(d int64) { report(Progress{Phase: "check", Done: d, Total: inf.VerifyBytes}) })
+	if err != nil {
+		return err
+	}
+	if !rep.OK() {
+		return fmt.Errorf("%s: nothing written: %w", inf.Pieces[0], rep.Problems[0])
+	}
+	return nil
+}
+
+// imageSource reads an anyimage.Image's used bytes front to back.
+type imageSource struct {
+	img anyimage.Image
+	rc  io.ReadCloser
+	in  *bufio.Reader
+	buf []byte
+	err error
+}
+
+func newImageSource(ctx context.Context, img anyimage.Image) (*imageSource, error) {
+	rc, err := img.Used(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &imageSource{img: img, rc: rc, in: bufio.NewReaderSize(rc, 4<<20), buf: make([]byte, 4<<20)}, nil
+}
+
+func (s *imageSource) next(max int64) ([]byte, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	k := min(max, int64(len(s.buf)))
+	n, err := io.ReadFull(s.in, s.buf[:k])
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	s.err = err
+	if n > 0 {
+		return s.buf[:n], nil
+	}
+	return nil, err
+}
+
+func (s *imageSource) peek(n int) ([]byte, error) { return s.in.Peek(n) }
+func (s *imageSource) meta() (*image.Header, []byte) {
+	return s.img.Header(), s.img.Bitmap()
+}
+func (s *imageSource) close() { s.rc.Close() }
