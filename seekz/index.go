@@ -307,7 +307,8 @@ type builder struct {
 	ctx      context.Context
 	opt      Options
 	src      *progressSrc
-	idx      *os.File // payload then table and trailer
+	idx      io.Writer // payload then table and trailer
+	check    bool      // only check the stream: no cache file
 	payload  int64
 	data     *sparseWriter // cache-file strategy
 	dataPath string
@@ -336,6 +337,9 @@ func (b *builder) addWindow(w []byte) (off, clen int64, err error) {
 
 // startCache switches the pass to the cache-file strategy.
 func (b *builder) startCache() error {
+	if b.check {
+		return nil
+	}
 	f, err := os.CreateTemp(filepath.Dir(b.dataPath), "data-*.partial")
 	if err != nil {
 		return err
@@ -343,6 +347,42 @@ func (b *builder) startCache() error {
 	b.data = &sparseWriter{f: f}
 	b.strategy = CacheFile
 	return nil
+}
+
+// Verify decodes the whole stream again and checks everything the codec
+// checks (gzip member CRCs, zstd frame checksums, xz block checks, bzip2
+// block and stream CRCs, lz4 checksums), which random reads from a
+// checkpoint cannot. progress, if set, gets compressed bytes read.
+func (r *Reader) Verify(ctx context.Context, progress func(done, total int64)) error {
+	if r.info.Codec == None {
+		return nil
+	}
+	b := &builder{ctx: ctx, opt: Options{Spacing: 1 << 62, SegmentLimit: 1 << 62}, idx: io.Discard, check: true, strategy: Checkpoints,
+		src: &progressSrc{ctx: ctx, r: r.src, total: r.src.Size(), fn: progress}}
+	err := runIndexer(r.info.Codec, b)
+	if err != nil {
+		return err
+	}
+	if b.size != r.info.Size {
+		return fmt.Errorf("%w: the stream decodes to %d bytes, its index says %d", ErrIndex, b.size, r.info.Size)
+	}
+	return nil
+}
+
+func runIndexer(c Codec, b *builder) error {
+	switch c {
+	case Gzip:
+		return indexGzip(b)
+	case Zstd:
+		return indexZstd(b)
+	case Xz:
+		return indexXz(b)
+	case Bzip2:
+		return indexBzip2(b)
+	case Lz4:
+		return indexLz4(b)
+	}
+	return fmt.Errorf("%w: %s", ErrCodec, c)
 }
 
 func (r *Reader) build(ctx context.Context, opt Options, base string, id [32]byte) (err error) {
@@ -365,21 +405,7 @@ func (r *Reader) build(ctx context.Context, opt Options, base string, id [32]byt
 			}
 		}
 	}()
-	switch r.info.Codec {
-	case Gzip:
-		err = indexGzip(b)
-	case Zstd:
-		err = indexZstd(b)
-	case Xz:
-		err = indexXz(b)
-	case Bzip2:
-		err = indexBzip2(b)
-	case Lz4:
-		err = indexLz4(b)
-	default:
-		err = fmt.Errorf("%w: %s", ErrCodec, r.info.Codec)
-	}
-	if err != nil {
+	if err = runIndexer(r.info.Codec, b); err != nil {
 		return err
 	}
 	if b.data != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cbimg/cbimg/anyimage"
+	"github.com/cbimg/cbimg/foreign/clonezilla"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/units"
 	"github.com/cbimg/cbimg/volume"
@@ -185,6 +186,9 @@ func newInfoCommand(g *globalOptions) *cobra.Command {
 }
 
 func runInfo(w io.Writer, g *globalOptions, name string) error {
+	if clonezilla.IsDir(name) {
+		return runInfoDir(w, g, name)
+	}
 	r, err := anyimage.Open(name, nil) // a path, PARTITION:PATH, or any kind's name
 	if err != nil {
 		return err

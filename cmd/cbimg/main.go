@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/cbimg/cbimg/backupcore"
+	"github.com/cbimg/cbimg/foreign/clonezilla"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/restorecore"
@@ -64,6 +65,7 @@ func newRootCommand() *cobra.Command {
 		RunE:          rootHint,
 	}
 	g.addFlags(root)
+	addStreamFlags(root, g)
 	root.AddCommand(newBackupCommand(g), newRestoreCommand(g), newInfoCommand(g), newVerifyCommand(g))
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
@@ -111,7 +113,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitOK
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitCancelled
-	case errors.As(err, &ue) || isCobraUsage(err):
+	case errors.As(err, &ue) || isCobraUsage(err) || errors.Is(err, clonezilla.ErrIsDir):
 		return exitUsage
 	case errors.Is(err, errDamaged) || errors.As(err, &fe) || errors.Is(err, image.ErrFormat) || errors.Is(err, image.ErrChecksum) || errors.Is(err, image.ErrTruncated) || errors.Is(err, image.ErrVersion):
 		return exitDamaged
