@@ -67,7 +67,7 @@ func splitSuffix(base string) (stem, suf string, ok bool) {
 	}
 	// Names such as "x.gz" or "x.xz" or "x.lz4" are codecs, not pieces.
 	switch suf {
-	case "gz", "xz", "bz2", "zst", "lz4", "img", "raw", "cbi", "bin", "dd", "iso":
+	case "gz", "xz", "bz2", "zst", "lz4", "lzo", "lrz", "lz", "img", "raw", "cbi", "bin", "dd", "iso":
 		return "", "", false
 	}
 	return base[:i], suf, true

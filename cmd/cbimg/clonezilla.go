@@ -46,6 +46,7 @@ type czPartJSON struct {
 	StartSector int64    `json:"start_sector"`
 	Sectors     int64    `json:"sectors"`
 	Type        string   `json:"type"`
+	Problem     string   `json:"problem,omitempty"`
 }
 
 type czTableJSON struct {
@@ -65,6 +66,9 @@ func runInfoDir(w io.Writer, g *globalOptions, name string) error {
 	for _, p := range d.Partitions {
 		pj := czPartJSON{Name: p.Name, Open: name + "@" + p.Name, FS: p.FS, Tool: p.Tool, Compression: p.Suffix,
 			Pieces: p.Pieces, Bytes: p.Bytes, Disk: p.Disk}
+		if p.Err != nil {
+			pj.Problem = p.Err.Error()
+		}
 		if p.Entry != nil {
 			pj.StartSector, pj.Sectors, pj.Type = p.Entry.Start, p.Entry.Size, p.Entry.Type
 		}
@@ -101,6 +105,9 @@ func runInfoDir(w io.Writer, g *globalOptions, name string) error {
 			fmt.Fprintf(w, ", sectors %d+%d type %s", p.StartSector, p.Sectors, p.Type)
 		}
 		fmt.Fprintln(w)
+		if p.Problem != "" {
+			fmt.Fprintf(w, "  problem:        %s\n", p.Problem)
+		}
 	}
 	return nil
 }

@@ -54,6 +54,7 @@ type Partition struct {
 	Bytes  int64       // their total size
 	Disk   string      // the disk it is on ("sda"), "" when unknown
 	Entry  *TableEntry // its row of the disk's sfdisk table, nil when absent
+	Err    error       // why its pieces cannot be read (a piece missing), or nil
 }
 
 // Table is what the directory says about one disk's partition table.
@@ -153,7 +154,8 @@ func OpenDir(path string) (*Dir, error) {
 				p := &Partition{Name: in.part, FS: in.fs, Tool: in.tool, Suffix: in.suffix, Codec: in.codec}
 				pieces, err := seekz.Pieces(filepath.Join(path, n))
 				if err != nil {
-					return nil, fmt.Errorf("partition %s: %w", in.part, err)
+					p.Err = fmt.Errorf("partition %s: %w", in.part, err)
+					pieces = []string{filepath.Join(path, n)}
 				}
 				p.Pieces = pieces
 				byStem[in.stem] = p
@@ -306,6 +308,9 @@ func PartitionOfFile(path string) (*Partition, bool, error) {
 // Open opens the partition's image as one decompressed stream. The codec is
 // taken from the content and must agree with the name's suffix.
 func (p *Partition) Open(ctx context.Context, opt seekz.Options) (*seekz.Reader, error) {
+	if p.Err != nil {
+		return nil, p.Err
+	}
 	if p.Suffix != "" && p.Codec == "" && p.Suffix != "uncomp" {
 		return nil, fmt.Errorf("%w: %s is compressed with %s, which cbimg does not decode (decompress it and name the result)", ErrCodec, p.Pieces[0], p.Suffix)
 	}

@@ -77,7 +77,7 @@ func parseImageName(base string) (imageName, bool) {
 		return n, true
 	}
 	fs, ok := strings.CutSuffix(rest, "-img")
-	if !ok || fs == "" || strings.Contains(fs, ".") {
+	if !ok || fs == "" || strings.Contains(fs, ".") || strings.HasSuffix(fs, "-ptcl") {
 		return imageName{}, false
 	}
 	n.fs = fs
