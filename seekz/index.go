@@ -166,7 +166,11 @@ func encodeTable(cps []checkpoint) []byte {
 func identity(src *pieceSet) ([32]byte, error) {
 	h := sha256.New()
 	for i, n := range src.names {
-		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", filepath.Base(n), src.info[i].Size(), src.info[i].ModTime().UnixNano())
+		var mtime int64
+		if src.info != nil {
+			mtime = src.info[i].ModTime().UnixNano()
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", filepath.Base(n), src.start[i+1]-src.start[i], mtime)
 	}
 	const mib = 1 << 20
 	buf := make([]byte, mib)
@@ -185,12 +189,18 @@ func identity(src *pieceSet) ([32]byte, error) {
 
 // indexName names the index of pieces by where they are, so a changed image
 // finds (and replaces) its old index.
-func indexName(dir string, first string) string {
-	abs, err := filepath.Abs(first)
-	if err != nil {
-		abs = first
+func indexName(dir string, src *pieceSet) string {
+	key := src.names[0]
+	if src.info != nil {
+		if abs, err := filepath.Abs(key); err == nil {
+			key = abs
+		}
+	} else {
+		// A stream read from elsewhere (inside a partition, or decompressed
+		// from another stream) under a name that may also be a file's.
+		key = fmt.Sprintf("readerat\x00%s\x00%d", key, src.Size())
 	}
-	s := sha256.Sum256([]byte(abs))
+	s := sha256.Sum256([]byte(key))
 	return filepath.Join(dir, hex.EncodeToString(s[:12]))
 }
 
@@ -200,7 +210,7 @@ func (r *Reader) loadOrBuild(ctx context.Context, opt Options) error {
 	if err != nil {
 		return err
 	}
-	base := indexName(opt.CacheDir, r.src.names[0])
+	base := indexName(opt.CacheDir, r.src)
 	r.info.IndexPath = base + ".idx"
 	why, err := r.load(base, id)
 	if err == nil {

@@ -89,9 +89,10 @@ func nextSuffix(s string) string {
 // open; a piece that later reads short is an error naming it.
 type pieceSet struct {
 	names []string
-	files []*os.File
+	files []io.ReaderAt
+	close []io.Closer
 	start []int64 // start offset of each piece; start[len] = total
-	info  []os.FileInfo
+	info  []os.FileInfo // nil for a piece given as an io.ReaderAt
 }
 
 func openPieces(names []string) (*pieceSet, error) {
@@ -106,6 +107,7 @@ func openPieces(names []string) (*pieceSet, error) {
 			return nil, err
 		}
 		p.files = append(p.files, f)
+		p.close = append(p.close, f)
 		st, err := f.Stat()
 		if err != nil {
 			p.Close()
@@ -158,7 +160,7 @@ func (p *pieceSet) ReadAt(b []byte, off int64) (int, error) {
 
 func (p *pieceSet) Close() error {
 	var first error
-	for _, f := range p.files {
+	for _, f := range p.close {
 		if err := f.Close(); err != nil && first == nil {
 			first = err
 		}

@@ -171,6 +171,14 @@ func Open(ctx context.Context, pieces []string, opt Options) (*Reader, error) {
 	return r, nil
 }
 
+// OpenReaderAt opens one compressed stream of size bytes read from src;
+// name identifies it in the cache directory (a path, or PARTITION:PATH). Its
+// index is recognized by name, size and the first and last MiB.
+func OpenReaderAt(ctx context.Context, src io.ReaderAt, size int64, name string, opt Options) (*Reader, error) {
+	ps := &pieceSet{names: []string{name}, files: []io.ReaderAt{src}, start: []int64{0, size}}
+	return open(ctx, ps, opt)
+}
+
 func open(ctx context.Context, src *pieceSet, opt Options) (*Reader, error) {
 	if opt.Spacing <= 0 {
 		opt.Spacing = 1 << 20

@@ -26,7 +26,35 @@ var Defaults struct {
 var ErrIsDir = errors.New("clonezilla: a Clonezilla image directory holds several partitions")
 
 func init() {
-	anyimage.Register(anyimage.Kind{Name: "clonezilla", OpenName: openName})
+	anyimage.Register(anyimage.Kind{Name: "compressed", OpenName: openName, Probe: probe, Open: openStream})
+}
+
+// probe claims gzip, zstd, xz, bzip2 and lz4 streams.
+func probe(head []byte) bool { return seekz.Detect(head) != seekz.None }
+
+// openStream opens a compressed stream found by content: by its name when
+// that is a file (so its pieces and Clonezilla name count), else from src
+// (an image inside a partition).
+func openStream(src io.ReaderAt, size int64, name string, closer io.Closer, opts *anyimage.Options) (anyimage.Image, error) {
+	if isFile(src, size, name) {
+		if img, ok, err := openName(name, opts); ok {
+			if closer != nil {
+				closer.Close()
+			}
+			return img, err
+		}
+	}
+	if opts == nil {
+		opts = &anyimage.Options{}
+	}
+	rd, err := seekz.OpenReaderAt(context.Background(), src, size, name, streamOptions(opts))
+	if err != nil {
+		if closer != nil {
+			closer.Close()
+		}
+		return nil, mapErr(err)
+	}
+	return wrapStream(rd, &Partition{Pieces: []string{name}, Bytes: size}, nil, name, opts, closer)
 }
 
 // openName claims DIR@PART, a Clonezilla directory, a Clonezilla partition
@@ -112,6 +140,17 @@ func openPartition(p *Partition, d *Dir, name string, opts *anyimage.Options) (a
 	if opts == nil {
 		opts = &anyimage.Options{}
 	}
+	if p.Tool == "dd" {
+		return nil, fmt.Errorf("%w: %s is a dd image of the whole partition; decompress it (%s) and back it up with cbimg", image.ErrFormat, p.Pieces[0], p.Suffix)
+	}
+	rd, err := p.Open(context.Background(), streamOptions(opts))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return wrapStream(rd, p, d, name, opts, nil)
+}
+
+func streamOptions(opts *anyimage.Options) seekz.Options {
 	sopt := seekz.Options{CacheDir: opts.CacheDir}
 	if sopt.CacheDir == "" {
 		sopt.CacheDir = Defaults.CacheDir
@@ -123,14 +162,17 @@ func openPartition(p *Partition, d *Dir, name string, opts *anyimage.Options) (a
 	if progress != nil {
 		sopt.Progress = func(done, total int64) { progress("indexing", done, total) }
 	}
-	if p.Tool == "dd" {
-		return nil, fmt.Errorf("%w: %s is a dd image of the whole partition; decompress it (%s) and back it up with cbimg", image.ErrFormat, p.Pieces[0], p.Suffix)
+	return sopt
+}
+
+// wrapStream opens the image inside a decompressed stream and adds what the
+// stream says to its Info.
+func wrapStream(rd *seekz.Reader, p *Partition, d *Dir, name string, opts *anyimage.Options, outer io.Closer) (anyimage.Image, error) {
+	var closer io.Closer = rd
+	if outer != nil {
+		closer = closers{rd, outer}
 	}
-	rd, err := p.Open(context.Background(), sopt)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	img, err := anyimage.OpenReaderAt(mapped{rd}, rd.Size(), name, rd, opts)
+	img, err := anyimage.OpenReaderAt(mapped{rd}, rd.Size(), name, closer, opts)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -251,3 +293,33 @@ type streamError struct{ err, kind error }
 
 func (e *streamError) Error() string   { return e.err.Error() }
 func (e *streamError) Unwrap() []error { return []error{e.err, e.kind} }
+
+type closers []io.Closer
+
+func (c closers) Close() error {
+	var first error
+	for _, x := range c {
+		if err := x.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// isFile reports whether src is the file called name itself (not a stream
+// decompressed from it, which must not be opened by name again).
+func isFile(src io.ReaderAt, size int64, name string) bool {
+	st, err := os.Stat(name)
+	if err != nil || !st.Mode().IsRegular() || st.Size() != size {
+		return false
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	a, b := make([]byte, 64), make([]byte, 64)
+	n, _ := f.ReadAt(a, 0)
+	m, _ := src.ReadAt(b, 0)
+	return n == m && string(a[:n]) == string(b[:m])
+}
