@@ -28,7 +28,7 @@ const (
 	cmdNext     = 1
 	gapLen      = 9 // command byte + signed 64-bit count
 	maxCluster  = 2 << 20
-	maxClusters = 1 << 36 // 256 TiB in 4 KiB clusters; caps the bitmap at 8 GiB
+	maxClusters = 1 << 32 // NTFS's own limit (2^32 − 1 clusters); caps the bitmap at 512 MiB
 )
 
 // Header is an ntfsclone image header.

@@ -85,6 +85,11 @@ func NewReader(src io.ReaderAt, size int64, opts *Options) (*Reader, error) {
 	if r.dataStart > size {
 		return nil, errTrunc(size, "the bitmap of %d blocks needs the image to be at least %d bytes; it has %d", h.TotalBlocks, r.dataStart, size)
 	}
+	// Without a bitmap every block is used and in the image: the count is
+	// bounded by its size before the bitmap is sized from it.
+	if h.BitmapMode == BitmapNone && h.UsedBlocks > uint64(size-r.dataStart)/uint64(h.BlockSize) {
+		return nil, errTrunc(size, "%d used blocks of %d bytes need more than the image's %d bytes", h.UsedBlocks, h.BlockSize, size)
+	}
 	if err := r.loadBitmap(); err != nil {
 		return nil, err
 	}
@@ -432,6 +437,7 @@ func (u *usedReader) next() error {
 				return e
 			}
 			u.errs = append(u.errs, e)
+			u.crc = got // a chained CRC goes on from what was stored
 		}
 		if h.Reseed {
 			u.crc = crcSeed
