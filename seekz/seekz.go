@@ -81,7 +81,8 @@ type Options struct {
 	// compressed bytes read and their total.
 	Progress func(done, total int64)
 	// Spacing is the decompressed distance between gzip and lz4
-	// checkpoints; 0 means 1 MiB.
+	// checkpoints; 0 means 1 MiB, or more for streams over 128 GiB so that
+	// the checkpoint table stays under about 16 MiB of memory.
 	Spacing int64
 	// SegmentLimit is the largest stretch served by decoding from a
 	// checkpoint (an xz block, an estimate for a zstd frame); larger ones
@@ -181,7 +182,7 @@ func OpenReaderAt(ctx context.Context, src io.ReaderAt, size int64, name string,
 
 func open(ctx context.Context, src *pieceSet, opt Options) (*Reader, error) {
 	if opt.Spacing <= 0 {
-		opt.Spacing = 1 << 20
+		opt.Spacing = max(1<<20, src.Size()/(128<<10))
 	}
 	if opt.SegmentLimit <= 0 {
 		opt.SegmentLimit = 64 << 20

@@ -66,7 +66,7 @@ func xzBlocks(src io.ReaderAt, size int64) ([]xzBlock, error) {
 			return nil, &OffsetError{Offset: pos - 12, Err: fmt.Errorf("%w: no xz stream footer (stream cut short?)", ErrTruncated)}
 		}
 		isize := (int64(le.Uint32(foot[4:8])) + 1) * 4
-		if isize > pos-24 || isize > 1<<30 {
+		if isize > pos-24 || isize > 64<<20 { // 64 MiB: millions of blocks
 			return nil, &OffsetError{Offset: pos - 12, Err: fmt.Errorf("%w: xz index size", ErrCorrupt)}
 		}
 		ioff := pos - 12 - isize

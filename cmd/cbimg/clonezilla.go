@@ -18,6 +18,7 @@ func addStreamFlags(root *cobra.Command, g *globalOptions) {
 	root.PersistentFlags().StringVar(&dir, "cache-dir", "", "where seek indexes of compressed images are kept (default "+seekz.DefaultCacheDir()+")")
 	root.PersistentPreRun = func(cmd *cobra.Command, args []string) {
 		clonezilla.Defaults.CacheDir = dir
+		clonezilla.Defaults.Context = cmd.Context()
 		p := newProgress(g)
 		clonezilla.Defaults.Progress = p.update
 	}

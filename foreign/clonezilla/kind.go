@@ -18,6 +18,7 @@ import (
 // Defaults apply when anyimage.Options leave them unset; the command line
 // sets them from --cache-dir and its progress bar.
 var Defaults struct {
+	Context  context.Context // cancels an indexing pass
 	CacheDir string
 	Progress func(phase string, done, total int64)
 }
@@ -47,7 +48,7 @@ func openStream(src io.ReaderAt, size int64, name string, closer io.Closer, opts
 	if opts == nil {
 		opts = &anyimage.Options{}
 	}
-	rd, err := seekz.OpenReaderAt(context.Background(), src, size, name, streamOptions(opts))
+	rd, err := seekz.OpenReaderAt(defaultContext(), src, size, name, streamOptions(opts))
 	if err != nil {
 		if closer != nil {
 			closer.Close()
@@ -143,7 +144,7 @@ func openPartition(p *Partition, d *Dir, name string, opts *anyimage.Options) (a
 	if p.Tool == "dd" {
 		return nil, fmt.Errorf("%w: %s is a dd image of the whole partition; decompress it (%s) and back it up with cbimg", image.ErrFormat, p.Pieces[0], p.Suffix)
 	}
-	rd, err := p.Open(context.Background(), streamOptions(opts))
+	rd, err := p.Open(defaultContext(), streamOptions(opts))
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -322,4 +323,11 @@ func isFile(src io.ReaderAt, size int64, name string) bool {
 	n, _ := f.ReadAt(a, 0)
 	m, _ := src.ReadAt(b, 0)
 	return n == m && string(a[:n]) == string(b[:m])
+}
+
+func defaultContext() context.Context {
+	if Defaults.Context != nil {
+		return Defaults.Context
+	}
+	return context.Background()
 }
