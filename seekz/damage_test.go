@@ -3,8 +3,11 @@
 package seekz
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
@@ -169,5 +172,45 @@ func TestDamagedStreams(t *testing.T) {
 	}
 	if _, err := Open(context.Background(), pieces, opt); !errors.Is(err, ErrPieces) {
 		t.Fatalf("cut piece: %v", err)
+	}
+}
+
+// TestConcurrentReads: parallel readers (as under a FUSE mount) get the
+// right bytes while segments are decoded, kept and evicted.
+func TestConcurrentReads(t *testing.T) {
+	testvol.Need(t, "partclone.fat16", "gzip")
+	in, want := partcloneStream(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "img.gz")
+	compress(t, in, out, `gzip -c "$IN" > "$OUT"`)
+	r, err := Open(context.Background(), []string{out}, Options{CacheDir: dir, Spacing: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.segCap = 256 << 10 // a few segments: eviction under concurrent use
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			rng := rand.New(rand.NewSource(int64(g)))
+			buf := make([]byte, 20000)
+			for i := 0; i < 60; i++ {
+				o := rng.Int63n(int64(len(want) - len(buf)))
+				if _, err := r.ReadAt(buf, o); err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(buf, want[o:o+int64(len(buf))]) {
+					errs <- fmt.Errorf("reader %d: bytes at %d differ", g, o)
+					return
+				}
+			}
+			errs <- nil
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

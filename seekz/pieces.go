@@ -91,7 +91,7 @@ type pieceSet struct {
 	names []string
 	files []io.ReaderAt
 	close []io.Closer
-	start []int64 // start offset of each piece; start[len] = total
+	start []int64       // start offset of each piece; start[len] = total
 	info  []os.FileInfo // nil for a piece given as an io.ReaderAt
 }
 

@@ -129,12 +129,26 @@ type Reader struct {
 	idle     []*cursor
 	segs     []*decodedSeg // most recently used last
 	segBytes int64
+	segCap   int64 // bytes of decoded segments kept
 }
 
-// decodedSeg is a whole decoded segment kept for further reads.
+// decodedSeg is a segment decoded from its start, as far as reads needed.
 type decodedSeg struct {
+	mu   sync.Mutex
 	seg  int
-	data []byte
+	size int64     // the segment's length (fixed: read without mu)
+	data []byte    // decoded so far; cap is size
+	rd   io.Reader // its decoder while not complete
+	cl   io.Closer
+	err  error
+}
+
+// release drops the decoder; called with mu held.
+func (d *decodedSeg) release() {
+	if d.cl != nil {
+		d.cl.Close()
+	}
+	d.rd, d.cl = nil, nil
 }
 
 const (
@@ -199,7 +213,7 @@ func open(ctx context.Context, src *pieceSet, opt Options) (*Reader, error) {
 		}
 		codec = Detect(head[:n])
 	}
-	r := &Reader{src: src}
+	r := &Reader{src: src, segCap: segCacheCap}
 	r.info = Info{Codec: codec, Pieces: src.names, CompressedSize: src.Size()}
 	if codec == None {
 		r.info.Strategy, r.info.Size = Direct, src.Size()
@@ -238,6 +252,12 @@ func (r *Reader) Size() int64 { return r.info.Size }
 // Close releases files and decoders.
 func (r *Reader) Close() error {
 	r.mu.Lock()
+	for _, d := range r.segs {
+		d.mu.Lock()
+		d.release()
+		d.mu.Unlock()
+	}
+	r.segs = nil
 	for _, c := range r.idle {
 		if c.c != nil {
 			c.c.Close()
@@ -291,11 +311,12 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 			end = r.cps[seg+1].Out
 		}
 		if end-r.cps[seg].Out <= segWhole {
-			d, err := r.wholeSeg(seg, end)
+			want := min(int64(len(p)-n), end-o)
+			d, err := r.segUpTo(seg, end, o+want)
 			if err != nil {
 				return n, err
 			}
-			n += copy(p[n:], d[o-r.cps[seg].Out:])
+			n += copy(p[n:n+int(want)], d[o-r.cps[seg].Out:])
 			continue
 		}
 		c, err := r.cursorFor(seg, o)
@@ -327,38 +348,70 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// wholeSeg returns segment seg (ending at end) decoded, from the cache or
-// decoded now.
-func (r *Reader) wholeSeg(seg int, end int64) ([]byte, error) {
+// segBytes returns segment seg (ending at end) decoded at least up to
+// upTo: decoded segments are kept, and one is decoded only as far as reads
+// have needed so far.
+func (r *Reader) segUpTo(seg int, end, upTo int64) ([]byte, error) {
 	r.mu.Lock()
-	for i, d := range r.segs {
-		if d.seg == seg {
-			r.segs = append(append(r.segs[:i:i], r.segs[i+1:]...), d)
-			r.mu.Unlock()
-			return d.data, nil
+	var d *decodedSeg
+	for i, x := range r.segs {
+		if x.seg == seg {
+			d = x
+			r.segs = append(append(r.segs[:i:i], r.segs[i+1:]...), x)
+			break
+		}
+	}
+	if d == nil {
+		d = &decodedSeg{seg: seg, size: end - r.cps[seg].Out, data: make([]byte, 0, end-r.cps[seg].Out)}
+		r.segs = append(r.segs, d)
+		r.segBytes += d.size
+		for r.segBytes > r.segCap && len(r.segs) > 1 {
+			old := r.segs[0]
+			r.segBytes -= old.size
+			r.segs = r.segs[1:]
+			if old.mu.TryLock() { // else a reader is decoding it; it is dropped after
+				old.release()
+				old.mu.Unlock()
+			}
 		}
 	}
 	r.mu.Unlock()
-	rd, cl, err := r.dec.open(r, seg)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return nil, d.err
+	}
+	need := upTo - r.cps[seg].Out
+	if int64(len(d.data)) >= need {
+		return d.data, nil
+	}
+	if d.rd == nil { // new, or evicted while another read used it
+		rd, cl, err := r.dec.open(r, seg)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := io.CopyN(io.Discard, rd, int64(len(d.data))); err != nil {
+			if cl != nil {
+				cl.Close()
+			}
+			return nil, r.segErr(seg, r.cps[seg].Out, err)
+		}
+		d.rd, d.cl = rd, cl
+	}
+	// Decode in steps of at least 256 KiB, so that small sequential reads
+	// do not each restart a copy.
+	target := min(int64(cap(d.data)), max(need, int64(len(d.data))+256<<10))
+	k, err := io.ReadFull(d.rd, d.data[len(d.data):target])
+	d.data = d.data[:len(d.data)+k]
 	if err != nil {
-		return nil, err
+		d.err = r.segErr(seg, r.cps[seg].Out+int64(len(d.data)), err)
+		d.release()
+		return nil, d.err
 	}
-	if cl != nil {
-		defer cl.Close()
+	if len(d.data) == cap(d.data) {
+		d.release()
 	}
-	data := make([]byte, end-r.cps[seg].Out)
-	if k, err := io.ReadFull(rd, data); err != nil {
-		return nil, r.segErr(seg, r.cps[seg].Out+int64(k), err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.segs = append(r.segs, &decodedSeg{seg: seg, data: data})
-	r.segBytes += int64(len(data))
-	for r.segBytes > segCacheCap && len(r.segs) > 1 {
-		r.segBytes -= int64(len(r.segs[0].data))
-		r.segs = r.segs[1:]
-	}
-	return data, nil
+	return d.data, nil
 }
 
 func (r *Reader) segErr(seg int, pos int64, err error) error {
