@@ -19,8 +19,10 @@ func addStreamFlags(root *cobra.Command, g *globalOptions) {
 	root.PersistentPreRun = func(cmd *cobra.Command, args []string) {
 		clonezilla.Defaults.CacheDir = dir
 		clonezilla.Defaults.Context = cmd.Context()
-		p := newProgress(g)
-		clonezilla.Defaults.Progress = p.update
+		if cmd.Name() != "ui" { // the menu owns the terminal
+			p := newProgress(g)
+			clonezilla.Defaults.Progress = p.update
+		}
 	}
 }
 
