@@ -58,7 +58,10 @@ type Image interface {
 	Close() error
 }
 
-// Info is what an image says about itself beyond Header.
+// Info is what an image says about itself beyond Header. A kind that wraps
+// another — a partclone stream decompressed from pieces and opened with
+// OpenPartclone, say — sets Compression, Pieces and Origin on the Info of
+// the Image it got before handing that Image out.
 type Info struct {
 	Format      string    // "cbi", "partclone", "ntfsclone", ...
 	Version     string    // the format version as the image states it ("1", "0002", "10.1")

@@ -171,3 +171,35 @@ func TestConvert(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownFileSystem: a partclone image of a file system cbimg does not
+// know (ext4, made by mkfs.ext4 and partclone.extfs) still reads, restores
+// and converts as the raw partition partclone.restore writes.
+func TestUnknownFileSystem(t *testing.T) {
+	testvol.Need(t, "mkfs.ext4", "partclone.extfs")
+	vol := filepath.Join(t.TempDir(), "ext4")
+	if err := os.WriteFile(vol, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(vol, 16<<20)
+	testvol.Run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", vol)
+	pc := testvol.Partclone(t, "partclone.extfs", vol, false)
+	img := open(t, pc)
+	want, _ := os.ReadFile(testvol.PartcloneRestore(t, pc))
+	if img.Header().FSType != uint8(volume.Unknown) || img.Info().FSName == "" || len(img.Header().SysExtents) != 0 {
+		t.Errorf("header: %+v, info %+v", img.Header(), img.Info())
+	}
+	if !bytes.Equal(readAll(t, img, img.Size()), want) {
+		t.Fatal("reads other bytes than partclone.restore writes")
+	}
+	out := filepath.Join(t.TempDir(), "x.cbi")
+	f, _ := image.Create(out, 0)
+	if _, err := anyimage.Convert(context.Background(), img, f, anyimage.ConvertOptions{Codec: image.CodecZstd}); err != nil {
+		t.Fatal(err)
+	}
+	f.Commit()
+	c := open(t, out)
+	if !bytes.Equal(readAll(t, c, c.Size()), want) {
+		t.Error("the converted image reads other bytes")
+	}
+}

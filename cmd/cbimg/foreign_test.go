@@ -260,6 +260,21 @@ func TestForeignMount(t *testing.T) {
 					t.Errorf("volume.raw of %s: %d bytes (%v), differs from the reference", filepath.Base(img), len(got), err)
 				}
 			}
+			// --files: a file read through the mount is what cat gives.
+			mnt := filepath.Join(dir, "files")
+			os.Mkdir(mnt, 0o755)
+			if _, stderr, code := cbimg(t, nil, "mount", "--files", c.img, mnt); code != 0 {
+				t.Fatalf("mount --files: %s", stderr)
+			}
+			got, err := os.ReadFile(filepath.Join(mnt, "Data", "4097.bin"))
+			if _, stderr, code := cbimg(t, nil, "umount", mnt); code != 0 {
+				exec.Command("fusermount", "-u", "-z", mnt).Run()
+				t.Errorf("umount: %s", stderr)
+			}
+			want2, _, _ := cbimg(t, nil, "cat", c.img, "/Data/4097.bin")
+			if err != nil || len(got) != 4097 || string(got) != want2 {
+				t.Errorf("mount --files: /Data/4097.bin: %d bytes, %v", len(got), err)
+			}
 		})
 	}
 }
@@ -326,5 +341,79 @@ func TestForeignBadInput(t *testing.T) {
 			}
 			t.Logf("%s", strings.TrimSpace(stderr))
 		})
+	}
+}
+
+// TestForeignFound: list finds partclone and ntfsclone images by content in
+// a directory and inside a FAT volume (read raw), and a PARTITION:PATH name
+// of one opens it.
+func TestForeignFound(t *testing.T) {
+	testvol.Need(t, "mcopy")
+	cases := foreignCases(t)
+	dir := t.TempDir()
+	vol := testvol.Copy(t, testvol.FAT(t, testvol.FATSpec{Bits: 32, Content: "basic"}))
+	for i, c := range []foreignCase{cases[3], cases[7]} {
+		name := []string{"pc.bin", "nc.bin"}[i] // names that say nothing
+		b, _ := os.ReadFile(c.img)
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		testvol.Run(t, "mcopy", "-i", vol, c.img, "::/"+name)
+	}
+	for _, where := range []string{dir, vol} {
+		out, stderr, code := cbimg(t, nil, "list", "--json", where)
+		var found []struct {
+			Location, Format, Error string
+			FileSystem              string `json:"file_system"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &found) != nil {
+			t.Fatalf("list %s: %d %s", where, code, stderr)
+		}
+		formats := map[string]string{}
+		for _, f := range found {
+			formats[filepath.Base(f.Location)] = f.Format + "/" + f.FileSystem + f.Error
+		}
+		if formats["pc.bin"] != "partclone/fat16" || formats["nc.bin"] != "ntfsclone/ntfs" {
+			t.Errorf("list %s: %v", where, formats)
+		}
+	}
+	out, stderr, code := cbimg(t, nil, "info", "--json", vol+":/nc.bin")
+	if code != 0 || !strings.Contains(out, `"format": "ntfsclone"`) {
+		t.Errorf("info PARTITION:PATH: %d %s %s", code, out, stderr)
+	}
+	if out, stderr, code := cbimg(t, nil, "cat", vol+":/pc.bin", "/Data/4097.bin"); code != 0 || len(out) != 4097 {
+		t.Errorf("cat through PARTITION:PATH: %d %s", code, stderr)
+	}
+}
+
+// TestForeignRestoreRefused: restore of a partclone image takes the same
+// safety checks as a .cbi: a target too small and a mounted target are
+// refused (exit 4) with nothing written.
+func TestForeignRestoreRefused(t *testing.T) {
+	testvol.Need(t, "losetup", "ntfs-3g")
+	dir := t.TempDir()
+	img := testvol.Partclone(t, "partclone.fat16", testvol.Real(t, "fat/mkfs-fat16-lfn.img"), false)
+	small := filepath.Join(dir, "small")
+	os.WriteFile(small, bytes.Repeat([]byte{0xAA}, 1<<20), 0o600)
+	loop := strings.TrimSpace(testvol.Run(t, "losetup", "--show", "-f", small))
+	defer exec.Command("losetup", "-d", loop).Run()
+	_, stderr, code := cbimg(t, nil, "restore", "--yes", img, loop)
+	if code != exitRefused || !strings.Contains(stderr, "2560000") {
+		t.Errorf("restore to a 1 MiB device: exit %d %s", code, stderr)
+	}
+	// A mounted NTFS target.
+	vol := testvol.Copy(t, testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}))
+	pc := testvol.Partclone(t, "partclone.ntfs", testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}), false)
+	loop2 := strings.TrimSpace(testvol.Run(t, "losetup", "--show", "-f", vol))
+	defer exec.Command("losetup", "-d", loop2).Run()
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	testvol.Run(t, "ntfs-3g", "-o", "ro", loop2, mnt)
+	defer exec.Command("fusermount", "-u", mnt).Run()
+	before, _ := os.ReadFile(vol)
+	_, stderr, code = cbimg(t, nil, "restore", "--yes", pc, loop2)
+	if code != exitRefused || !strings.Contains(stderr, "mounted") {
+		t.Errorf("restore to a mounted device: exit %d %s", code, stderr)
+	}
+	if after, _ := os.ReadFile(vol); !bytes.Equal(before, after) {
+		t.Errorf("a refused restore changed the target")
 	}
 }

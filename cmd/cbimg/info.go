@@ -189,7 +189,7 @@ func runInfo(w io.Writer, g *globalOptions, name string) error {
 	if clonezilla.IsDir(name) {
 		return runInfoDir(w, g, name)
 	}
-	r, err := anyimage.Open(name, nil) // a path, PARTITION:PATH, or any kind's name
+	r, err := openAny(g, name, 0) // a path, PARTITION:PATH, or any kind's name
 	if err != nil {
 		return err
 	}
@@ -222,4 +222,12 @@ func printForeign(w io.Writer, j infoJSON) {
 	for _, n := range j.Notes {
 		fmt.Fprintf(w, "Note:             %s\n", n)
 	}
+}
+
+// openAny opens an image of any kind, with a progress bar for the passes
+// some kinds make when opened (an ntfsclone image is read once to index it).
+func openAny(g *globalOptions, name string, cacheBytes int64) (anyimage.Image, error) {
+	p := newProgress(g)
+	defer p.done()
+	return anyimage.Open(name, &anyimage.Options{CacheBytes: cacheBytes, Progress: func(phase string, d, t int64) { p.update(phase, d, t) }})
 }

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/internal/sysdev"
 	"github.com/cbimg/cbimg/mount"
 	"github.com/cbimg/cbimg/volume"
@@ -143,13 +142,16 @@ func serveMount(ctx context.Context, g *globalOptions, o *mountOptions, imagePat
 	if err := mount.Check(mountpoint); err != nil {
 		return mountError(err)
 	}
-	r, err := anyimage.Open(imagePath, &anyimage.Options{CacheBytes: cacheBytes})
+	r, err := openAny(g, imagePath, cacheBytes)
 	if err != nil {
 		return fmt.Errorf("%s: %w", imagePath, err)
 	}
 	defer r.Close()
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	for _, note := range r.Info().Notes {
+		logger.Printf("cbimg: note: %s", note)
 	}
 	abs, _ := filepath.Abs(imagePath)
 	m, err := mountImage(mountpoint, r, o.Files, &mount.Options{

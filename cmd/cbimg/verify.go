@@ -52,7 +52,7 @@ func runVerify(cmd *cobra.Command, g *globalOptions, name string) error {
 			j.Problems = append(j.Problems, problemJSON{"io", -1, err.Error()})
 		}
 	}
-	r, err := anyimage.Open(name, nil) // a path, PARTITION:PATH, or any kind's name
+	r, err := openAny(g, name, 0) // a path, PARTITION:PATH, or any kind's name
 	if errors.Is(err, clonezilla.ErrIsDir) {
 		return err // a usage mistake, not damage
 	}

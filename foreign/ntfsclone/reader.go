@@ -129,7 +129,7 @@ type walker struct {
 func (r *Reader) walker(ctx context.Context, data bool, prog func(int64)) *walker {
 	h := r.Header
 	w := &walker{r: r, ctx: ctx, off: h.DataOffset, limit: h.Clusters, data: data, prog: prog,
-		in: bufio.NewReaderSize(io.NewSectionReader(r.src, h.DataOffset, r.size-h.DataOffset), 4<<20)}
+		in: bufio.NewReaderSize(io.NewSectionReader(r.src, h.DataOffset, r.size-h.DataOffset), int(min(4<<20, max(r.size-h.DataOffset, 16))))}
 	if h.HasTail() {
 		w.limit++
 	}
@@ -306,25 +306,35 @@ func (r *Reader) readRun(dst []byte, ru run, k, within int64) error {
 	rec := cs + 1
 	for len(dst) > 0 {
 		// At most 1 MiB of records per read.
-		nc := min((within+int64(len(dst))+cs-1)/cs, max(1, (1<<20)/rec))
-		buf := make([]byte, nc*rec)
+		nc := min((within+int64(len(dst))+cs-1)/cs, max(1, (1<<20)/rec), ru.n-k)
+		bp := recordPool.Get().(*[]byte)
+		if int64(cap(*bp)) < nc*rec {
+			*bp = make([]byte, nc*rec)
+		}
+		buf := (*bp)[:nc*rec]
 		at := ru.off + k*rec
 		if err := readFull(r.src, buf, at, "record"); err != nil {
+			recordPool.Put(bp)
 			return err
 		}
 		for j := int64(0); j < nc && len(dst) > 0; j++ {
 			b := buf[j*rec:]
 			if b[0] != cmdNext {
+				recordPool.Put(bp)
 				return fe("record", at+j*rec, image.ErrFormat, "command byte %d where cluster %d's record was indexed", b[0], ru.cluster+k+j)
 			}
 			m := copy(dst, b[1+within:rec])
 			dst = dst[m:]
 			within = 0
 		}
+		recordPool.Put(bp)
 		k += nc
 	}
 	return nil
 }
+
+// recordPool holds read buffers of up to about 1 MiB of records.
+var recordPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // Used returns the stored clusters' bytes in ascending order (the tail
 // past the last cluster left out), walking the records again; io.EOF comes

@@ -364,7 +364,8 @@ func (r *Reader) sumError(first, nb, off int64, got, want uint32) error {
 // to back and checked against every checksum; io.EOF comes only after the
 // last checksum checked. A damaged group stops it with its error.
 func (r *Reader) Used(ctx context.Context) io.ReadCloser {
-	return &usedReader{r: r, ctx: ctx, in: bufio.NewReaderSize(io.NewSectionReader(r.src, r.dataStart, r.dataLen), 4<<20), crc: crcSeed}
+	buf := int(min(4<<20, max(r.dataLen, 16)))
+	return &usedReader{r: r, ctx: ctx, in: bufio.NewReaderSize(io.NewSectionReader(r.src, r.dataStart, r.dataLen), buf), crc: crcSeed}
 }
 
 type usedReader struct {

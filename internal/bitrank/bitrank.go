@@ -45,6 +45,9 @@ func New(bm []byte, n uint64) *Index {
 		}
 		t += uint64(bits.OnesCount64(ix.word(i)))
 	}
+	if nw%wordsPerEntry == 0 {
+		ix.rank[nw/wordsPerEntry] = t // the entry just past the last word
+	}
 	ix.total = t
 	return ix
 }
