@@ -135,7 +135,7 @@ func parseTable(b []byte, t *trailer) ([]checkpoint, error) {
 			*p = int64(le.Uint64(r[j*8:]))
 		}
 		if c.Out < 0 || c.Out > t.size || c.In < 0 || c.In > t.csize*8 || c.WinOff < 0 || c.WinLen < 0 ||
-			c.WinOff > t.tableOff || c.WinLen > t.tableOff-c.WinOff || c.WinRaw < 0 || c.WinRaw > maxHist {
+			c.WinOff > t.tableOff || c.WinLen > t.tableOff-c.WinOff || c.WinLen > 2*maxHist || c.WinRaw < 0 || c.WinRaw > maxHist {
 			return nil, fmt.Errorf("%w: checkpoint %d out of range", ErrIndex, i)
 		}
 		if i > 0 && (c.Out <= cps[i-1].Out || c.In <= cps[i-1].In) {

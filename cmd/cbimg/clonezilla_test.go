@@ -73,7 +73,26 @@ zstd -q -c "$F" | split -b 500000 - sda2.vfat-ptcl-img.zst.`)
 	if a, b := oracle.NTFSCloneHash(t, target), oracle.NTFSCloneHash(t, ntfs); a != b {
 		t.Errorf("ntfsclone --save-image of the restored volume differs from the source's")
 	}
+	// volume.raw of a mount is what the restore wrote (a fresh sparse file:
+	// used clusters, the rebuilt backup boot sector, zeros elsewhere).
+	want, err := os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
 	os.Remove(target)
+	mnt := filepath.Join(root, "mnt")
+	os.Mkdir(mnt, 0o755)
+	if _, stderr, code := cbimg(t, nil, "--cache-dir", cache, "mount", dir+"@sda1", mnt); code != 0 {
+		t.Fatalf("mount: %s", stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(mnt, "volume.raw"))
+	if _, stderr, code := cbimg(t, nil, "umount", mnt); code != 0 {
+		exec.Command("fusermount", "-u", "-z", mnt).Run()
+		t.Errorf("umount: %s", stderr)
+	}
+	if err != nil || len(got) != len(want) || string(got) != string(want) {
+		t.Errorf("volume.raw: %d bytes (%v), the restore wrote %d, or they differ", len(got), err, len(want))
+	}
 	conv := filepath.Join(root, "sda2.cbi")
 	if _, stderr, code := cbimg(t, nil, "convert", dir+"@sda2", conv); code != 0 {
 		t.Fatalf("convert: %d %s", code, stderr)

@@ -187,6 +187,23 @@ echo 'UUID="x"' > swappt-sda6.info`, env...)
 		sameAsRestore(t, img, want)
 		img.Close()
 	}
+	// The older form: ntfsclone's image, named sdaN.ntfs-img, its
+	// compression told by its content only; reads equal ntfsclone -r's output.
+	nc := testvol.NTFSClone(t, testvol.NTFS(t, testvol.NTFSSpec{Content: "basic"}), true)
+	sh(t, `cd "$D"; gzip -1 -c "$NC" | split -b 3000000 - sda6.ntfs-img.`, append(env, "NC="+nc)...)
+	ncWant, err := os.ReadFile(testvol.NTFSCloneRestore(t, nc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := anyimage.Open(dir+"@sda6", &anyimage.Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inf := img.Info(); inf.Format != "ntfsclone" || inf.Compression != "gzip" || len(inf.Pieces) < 2 || !strings.Contains(inf.Origin, "sda6 (ntfs, ntfsclone)") {
+		t.Fatalf("ntfsclone info %+v", inf)
+	}
+	sameAsRestore(t, img, ncWant)
+	img.Close()
 	if _, err := anyimage.Open(dir, nil); !errors.Is(err, ErrIsDir) || !strings.Contains(err.Error(), dir+"@sda1") {
 		t.Fatalf("directory: %v", err)
 	}
