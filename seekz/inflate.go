@@ -606,10 +606,14 @@ func (f *inflater) dynamic() error {
 func (f *inflater) huffmanRun() error {
 	for f.wpos-f.rpos < winBytes-maxHist-1024 {
 		if f.copyLen > 0 {
-			n := f.copyLen
-			for i := 0; i < n; i++ {
-				f.win[f.wpos&winMask] = f.win[(f.wpos-int64(f.copyDist))&winMask]
-				f.wpos++
+			// Copy in pieces no longer than the distance (so source and
+			// destination never overlap) and not across the window's end.
+			for n := f.copyLen; n > 0; {
+				s, d := int((f.wpos-int64(f.copyDist))&winMask), int(f.wpos&winMask)
+				k := min(n, f.copyDist, winBytes-s, winBytes-d)
+				copy(f.win[d:d+k], f.win[s:s+k])
+				f.wpos += int64(k)
+				n -= k
 			}
 			f.copyLen = 0
 			continue
