@@ -204,6 +204,7 @@ func indexBzip2(b *builder) error {
 		from := s.pos - 48
 		// Scan for the next magic that ends this block.
 		var blockCRC uint32
+		var firstErr error // the decode error at the first candidate end
 		for {
 			found := false
 			for s.next() {
@@ -217,10 +218,17 @@ func indexBzip2(b *builder) error {
 					}
 				}
 				if s.pos-from > bzMaxBlockBits(level) {
+					if firstErr != nil {
+						return &OffsetError{Offset: from / 8, Err: fmt.Errorf("%w: bzip2 block does not decode: %w", ErrCorrupt, firstErr)}
+					}
 					return &OffsetError{Offset: from / 8, Err: fmt.Errorf("%w: bzip2 block longer than its level allows", ErrCorrupt)}
 				}
 			}
 			if !found {
+				if firstErr != nil && s.pos-from <= bzMaxBlockBits(level) {
+					// Cut short, or damaged with no later block to try.
+					return &OffsetError{Offset: from / 8, Err: fmt.Errorf("%w: bzip2 stream ends inside a block (%w)", ErrTruncated, firstErr)}
+				}
 				return &OffsetError{Offset: s.pos / 8, Err: fmt.Errorf("%w: bzip2 stream ends inside a block", ErrTruncated)}
 			}
 			to := s.pos - 48
@@ -234,6 +242,9 @@ func indexBzip2(b *builder) error {
 					// The cache file is never partly written by a false candidate:
 					// this strategy is not used for bzip2.
 					return err
+				}
+				if firstErr == nil {
+					firstErr = err
 				}
 				spans++
 				if spans > 1<<20 {
