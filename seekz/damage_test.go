@@ -214,3 +214,27 @@ func TestConcurrentReads(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheFileSparse: the cache file of a one-frame zstd stream takes disk
+// space only for data that is not zeros, and Info says so.
+func TestCacheFileSparse(t *testing.T) {
+	testvol.Need(t, "zstd")
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	want := make([]byte, 12<<20)
+	rand.New(rand.NewSource(3)).Read(want[4<<20 : 5<<20])
+	if err := os.WriteFile(plain, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	compress(t, plain, plain+".zst", `zstd -q -T0 -c < "$IN" > "$OUT"`)
+	r, err := Open(context.Background(), []string{plain + ".zst"}, Options{CacheDir: dir, SegmentLimit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	inf := r.Info()
+	if inf.Strategy != CacheFile || inf.Size != int64(len(want)) || inf.CacheBytes < 1<<20 || inf.CacheBytes > 2<<20 {
+		t.Fatalf("info %+v", inf)
+	}
+	checkReads(t, r, want)
+}
