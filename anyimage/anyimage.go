@@ -63,17 +63,21 @@ type Image interface {
 // OpenPartclone, say — sets Compression, Pieces and Origin on the Info of
 // the Image it got before handing that Image out.
 type Info struct {
-	Format      string    // "cbi", "partclone", "ntfsclone", ...
-	Version     string    // the format version as the image states it ("1", "0002", "10.1")
-	FSName      string    // the file system as the image names it ("NTFS", "FAT16"); "" when it names none
-	Compression string    // "none", "zstd", "gzip", ...
-	Pieces      []string  // the files the image is read from, in order
-	Origin      string    // the tool that made it and the source, as far as the image says
-	Checksums   string    // what Verify checks ("CRC32 per 256 blocks", "none")
-	ImageBytes  int64     // bytes of the image as stored (all pieces)
-	VerifyBytes int64     // the total Verify's progress counts up to
-	Created     time.Time // when the image was made; the file's time when the image does not say
-	Digest      string    // hex digest over the whole image, when the format has one
+	Format  string // "cbi", "partclone", "ntfsclone", ...
+	Version string // the format version as the image states it ("1", "0002", "10.1")
+	FSName  string // the file system as the image names it ("NTFS", "FAT16"); "" when it names none
+	// FSClusterSize is the file system's own cluster size, which may differ
+	// from Header().ClusterSize, the unit the image stores (partclone keeps
+	// FAT volumes in 512-byte blocks); 0 when unknown.
+	FSClusterSize uint32
+	Compression   string    // "none", "zstd", "gzip", ...
+	Pieces        []string  // the files the image is read from, in order
+	Origin        string    // the tool that made it and the source, as far as the image says
+	Checksums     string    // what Verify checks ("CRC32 per 256 blocks", "none")
+	ImageBytes    int64     // bytes of the image as stored (all pieces)
+	VerifyBytes   int64     // the total Verify's progress counts up to
+	Created       time.Time // when the image was made; the file's time when the image does not say
+	Digest        string    // hex digest over the whole image, when the format has one
 	// CheckedAtOpen says that Open already read all of the image and
 	// checked everything Verify would (a format without checksums indexed
 	// in one pass): a restore need not check it again first.

@@ -26,7 +26,7 @@ func NewCBI(r *image.Reader, name string) *CBI {
 	h := r.Header
 	c := &CBI{Reader: r}
 	c.info = Info{
-		Format: "cbi", Version: fmt.Sprint(h.Version), Compression: h.Codec.String(),
+		Format: "cbi", Version: fmt.Sprint(h.Version), Compression: h.Codec.String(), FSClusterSize: h.ClusterSize,
 		Pieces: []string{name}, Origin: strings.TrimSpace(h.ToolVersion + " from " + h.SourceName),
 		Checksums: "CRC32C and BLAKE3-256 per chunk, image digest", ImageBytes: r.ImageSize(),
 		VerifyBytes: h.LogicalLen, Created: h.Created, Digest: hex.EncodeToString(r.Footer.Digest[:]),

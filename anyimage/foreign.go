@@ -99,6 +99,7 @@ func (im *gridImage) describeFS() error {
 	gridEnd := int64(h.ClusterCount) * int64(h.ClusterSize)
 	if nb, err := volume.ParseNTFSBoot(boot); err == nil {
 		h.FSType = uint8(volume.NTFS)
+		im.info.FSClusterSize = nb.ClusterSize
 		h.SectorSize = nb.BytesPerSector
 		h.FSSectors = nb.TotalSectors
 		h.FSSize = int64(nb.TotalSectors+1) * int64(nb.BytesPerSector)
@@ -115,6 +116,7 @@ func (im *gridImage) describeFS() error {
 		}
 	} else if fb, err := volume.ParseFATBoot(boot); err == nil {
 		h.FSType = uint8(fb.Type)
+		im.info.FSClusterSize = fb.ClusterSize()
 		h.SectorSize = fb.SectorSize()
 		h.FSSectors = fb.TotalSectors
 		h.FSSize = min(fb.Size(), h.PartLength)

@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"github.com/cbimg/cbimg/anyimage"
+	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/locate"
 )
@@ -104,3 +105,30 @@ func (s *imageSource) meta() (*image.Header, []byte) {
 	return s.img.Header(), s.img.Bitmap()
 }
 func (s *imageSource) close() { s.rc.Close() }
+
+// foreignHome is the partition holding a foreign image named
+// PARTITION:PATH (nil for a plain path): a restore must not write over it,
+// since nothing in such an image marks its own clusters as the .cbi
+// in-place restore needs. The caller closes it.
+func foreignHome(name string) (*disk.Section, error) {
+	if _, _, ok := locate.Split(name); !ok {
+		return nil, nil
+	}
+	f, err := locate.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return f.Part, nil
+}
+
+// checkForeignHome refuses a target that shares bytes with the partition
+// holding the image.
+func checkForeignHome(home, tgt *disk.Section) error {
+	if home == nil {
+		return nil
+	}
+	if same, overlap := locate.Overlap(home, tgt); same || overlap {
+		return fmt.Errorf("%w: the image lies inside %s, which the restore would overwrite; copy it elsewhere first", ErrInPlaceUnsafe, home.Spec)
+	}
+	return nil
+}

@@ -105,8 +105,9 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 	var src source
 	var imgFile string
 	var jr *journal
-	var inPart *locate.File // the image's file when it is named PARTITION:PATH
-	var held *disk.Section  // Windows: the target, locked to read the image inside it
+	var inPart *locate.File       // the image's file when it is named PARTITION:PATH
+	var held *disk.Section        // Windows: the target, locked to read the image inside it
+	var foreignPart *disk.Section // the partition holding a foreign image named PARTITION:PATH
 	if opts.Image == "-" || opts.Image == "" {
 		if opts.Resume {
 			return nil, fmt.Errorf("%w: resuming needs an image file, not a stream", ErrJournal)
@@ -134,6 +135,12 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 		imgFile = opts.Image
+		if foreignPart, err = foreignHome(opts.Image); err != nil {
+			return nil, err
+		}
+		if foreignPart != nil {
+			defer foreignPart.Close()
+		}
 		for _, n := range img.Info().Notes {
 			if opts.Warn != nil {
 				opts.Warn(n)
@@ -199,6 +206,9 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 				return nil, ErrSameFile
 			}
 		}
+	}
+	if err := checkForeignHome(foreignPart, tgt); err != nil {
+		return nil, err
 	}
 	// The image inside the target itself: its clusters must stay untouched.
 	ip, err := checkInPlace(inPart, tgt, h, bitmap)

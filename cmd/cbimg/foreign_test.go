@@ -382,6 +382,22 @@ func TestForeignFound(t *testing.T) {
 	if out, stderr, code := cbimg(t, nil, "cat", vol+":/pc.bin", "/Data/4097.bin"); code != 0 || len(out) != 4097 {
 		t.Errorf("cat through PARTITION:PATH: %d %s", code, stderr)
 	}
+	// Restoring the partition that holds the image is refused, untouched;
+	// restoring elsewhere from it works.
+	before, _ := os.ReadFile(vol)
+	if _, stderr, code := cbimg(t, nil, "restore", "--yes", vol+":/pc.bin", vol); code != exitRefused || !strings.Contains(stderr, "inside") {
+		t.Errorf("restore over the image's own partition: exit %d %s", code, stderr)
+	}
+	if after, _ := os.ReadFile(vol); !bytes.Equal(before, after) {
+		t.Errorf("the refused restore changed the partition")
+	}
+	out2 := filepath.Join(dir, "restored")
+	if _, stderr, code := cbimg(t, nil, "restore", "--yes", vol+":/pc.bin", out2); code != 0 {
+		t.Errorf("restore from PARTITION:PATH: %d %s", code, stderr)
+	}
+	if a, b := browsetest.FileHash(t, out2), browsetest.FileHash(t, cases[3].ref); a != b {
+		t.Errorf("restore from PARTITION:PATH differs from partclone.restore's")
+	}
 }
 
 // TestForeignRestoreRefused: restore of a partclone image takes the same

@@ -55,6 +55,7 @@ type infoJSON struct {
 	Origin           string          `json:"origin"`
 	Checksums        string          `json:"checksums"`
 	Notes            []string        `json:"notes"`
+	FSClusterSize    uint32          `json:"fs_cluster_size"`
 }
 
 type runJSON struct {
@@ -107,7 +108,7 @@ func makeInfo(name string, h *image.Header, imageBytes int64, digest [32]byte) i
 	for _, r := range h.Unreadable {
 		j.Unreadable = append(j.Unreadable, runJSON{r.Start, r.Count})
 	}
-	j.Pieces, j.Notes, j.Origin = []string{name}, []string{}, h.Origin
+	j.Pieces, j.Notes, j.Origin, j.FSClusterSize = []string{name}, []string{}, h.Origin, h.ClusterSize
 	return j
 }
 
@@ -123,6 +124,7 @@ func imageInfo(name string, img anyimage.Image) infoJSON {
 		j.Origin = inf.Origin
 	}
 	j.Notes = append([]string{}, inf.Notes...)
+	j.FSClusterSize = inf.FSClusterSize
 	if inf.Format != "cbi" {
 		j.Created = inf.Created.UTC().Format(time.RFC3339)
 		j.ToolVersion = inf.Origin
@@ -211,8 +213,8 @@ func printForeign(w io.Writer, j infoJSON) {
 	fmt.Fprintf(w, "Format:           %s %s, made by %s\n", j.Format, j.FormatRelease, j.Origin)
 	fmt.Fprintf(w, "File system:      %s, label %q, serial %s\n", j.FileSystem, j.Label, j.Serial)
 	fmt.Fprintf(w, "Partition:        %s (%d bytes), file system %s\n", human(j.PartitionBytes), j.PartitionBytes, human(j.FileSystemBytes))
-	fmt.Fprintf(w, "Sector / cluster: %d / %d bytes (the image's block size)\n", j.SectorSize, j.ClusterSize)
-	fmt.Fprintf(w, "Clusters:         %d used of %d (%.1f%%)\n", j.ClustersStored, j.ClustersTotal, 100*float64(j.ClustersStored)/float64(max(j.ClustersTotal, 1)))
+	fmt.Fprintf(w, "Sector / cluster: %d / %d bytes; the image stores blocks of %d\n", j.SectorSize, j.FSClusterSize, j.ClusterSize)
+	fmt.Fprintf(w, "Stored:           %d of %d blocks (%.1f%%)\n", j.ClustersStored, j.ClustersTotal, 100*float64(j.ClustersStored)/float64(max(j.ClustersTotal, 1)))
 	fmt.Fprintf(w, "Data:             %s, compression %s\n", human(j.DataBytes), j.Compression)
 	fmt.Fprintf(w, "Image size:       %s in %d piece(s)\n", human(j.ImageBytes), len(j.Pieces))
 	for _, p := range j.Pieces {

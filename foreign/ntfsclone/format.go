@@ -45,7 +45,8 @@ type Header struct {
 // volume's last one, which holds the NTFS backup boot sector (10.1 on).
 func (h *Header) HasTail() bool { return h.Major > 10 || h.Major == 10 && h.Minor >= 1 }
 
-// TailLen is the length of that partial cluster.
+// TailLen is the length of that partial cluster: 0 when the device ends
+// with the last cluster (the record is then there, empty).
 func (h *Header) TailLen() int64 {
 	if !h.HasTail() {
 		return 0
@@ -92,9 +93,6 @@ func parseHeader(b []byte, size int64) (*Header, error) {
 	}
 	if h.DeviceSize < h.Clusters*cs || h.DeviceSize > 1<<62 {
 		return nil, errFormat(22, "device of %d bytes is smaller than %d clusters of %d bytes", h.DeviceSize, h.Clusters, cs)
-	}
-	if h.HasTail() && h.TailLen() <= 0 {
-		return nil, errFormat(22, "version %d.%d stores the sectors past the last cluster, but the device has none", h.Major, h.Minor)
 	}
 	// Every cluster in use takes cs+1 bytes: the header cannot claim more
 	// than the image holds.

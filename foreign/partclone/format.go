@@ -240,7 +240,7 @@ const maxTotalBlocks = 1 << 33
 
 func len64(s string) int64 { return int64(len(s)) }
 
-// String names the checksum layout for people.
+// Checksums names the checksum layout for people.
 func (h *Header) Checksums() string {
 	switch h.CsumMode {
 	case CsumNone:

@@ -62,9 +62,6 @@ type Reader struct {
 // maxCheckedGroup is the largest checksum group ReadAt loads and checks.
 const maxCheckedGroup = 8 << 20
 
-// Probe reports whether head is the start of a partclone image.
-// (Defined in format.go.)
-
 // NewReader opens the partclone image in src, size bytes long. It reads and
 // checks the descriptor and the bitmap, and checks that the image is as
 // long as they say.
