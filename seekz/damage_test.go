@@ -238,3 +238,42 @@ func TestCacheFileSparse(t *testing.T) {
 	}
 	checkReads(t, r, want)
 }
+
+// TestLongSegments: segments longer than what is decoded whole and kept
+// (xz blocks of 10 MiB) are read through resumable decoders: sequential
+// reads continue one, a read behind it starts another.
+func TestLongSegments(t *testing.T) {
+	testvol.Need(t, "xz")
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	want := make([]byte, 13<<20)
+	rng := rand.New(rand.NewSource(4))
+	for i := 0; i < len(want); i += 1 << 20 {
+		rng.Read(want[i : i+64<<10])
+	}
+	if err := os.WriteFile(plain, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	compress(t, plain, plain+".xz", `xz -0 -T2 --block-size=10MiB -c "$IN" > "$OUT"`)
+	r, err := Open(context.Background(), []string{plain + ".xz"}, Options{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if inf := r.Info(); inf.Strategy != Checkpoints || inf.Checkpoints != 2 || r.cps[1].Out-r.cps[0].Out <= segWhole {
+		t.Fatalf("info %+v", inf)
+	}
+	buf := make([]byte, 100000)
+	read := func(o int64) {
+		n := min(int64(len(buf)), int64(len(want))-o)
+		if _, err := r.ReadAt(buf[:n], o); err != nil || !bytes.Equal(buf[:n], want[o:o+n]) {
+			t.Fatalf("read at %d: %v", o, err)
+		}
+	}
+	for o := int64(0); o < int64(len(want)); o += int64(len(buf)) {
+		read(o)
+	}
+	for i := 0; i < 8; i++ {
+		read(rng.Int63n(int64(len(want))))
+	}
+}
