@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/bzip2"
 	"fmt"
+	"hash/crc32"
 	"io"
 )
 
@@ -232,17 +233,9 @@ func indexBzip2(b *builder) error {
 				return &OffsetError{Offset: s.pos / 8, Err: fmt.Errorf("%w: bzip2 stream ends inside a block", ErrTruncated)}
 			}
 			to := s.pos - 48
-			var w io.Writer = io.Discard
-			if b.data != nil {
-				w = b.data
-			}
-			n, err := bzDecodeBlock(b.src, from, to, level, w)
+			sum := crc32.New(castagnoli)
+			n, err := bzDecodeBlock(b.src, from, to, level, sum)
 			if err != nil {
-				if b.data != nil {
-					// The cache file is never partly written by a false candidate:
-					// this strategy is not used for bzip2.
-					return err
-				}
 				if firstErr == nil {
 					firstErr = err
 				}
@@ -252,7 +245,7 @@ func indexBzip2(b *builder) error {
 				}
 				continue // a magic inside compressed data; look further
 			}
-			b.cps = append(b.cps, checkpoint{In: from, Out: b.size, A: to, B: int64(level)})
+			b.cps = append(b.cps, checkpoint{In: from, Out: b.size, A: to, B: int64(level), Sum: int64(sum.Sum32())})
 			b.size += n
 			combined = (combined<<1 | combined>>31) ^ blockCRC
 			m = s.window48()

@@ -10,6 +10,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -275,5 +276,46 @@ func TestLongSegments(t *testing.T) {
 	}
 	for i := 0; i < 8; i++ {
 		read(rng.Int63n(int64(len(want))))
+	}
+}
+
+// TestDamageWhileOpen: bytes that go bad after the index was made (a bad
+// sector under a mount) fail the reads that need them with an error naming
+// the offset; reads elsewhere still succeed.
+func TestDamageWhileOpen(t *testing.T) {
+	testvol.Need(t, "partclone.fat16", "gzip")
+	in, want := partcloneStream(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "img.gz")
+	compress(t, in, out, `gzip -c "$IN" > "$OUT"`)
+	r, err := Open(context.Background(), []string{out}, Options{CacheDir: dir, Spacing: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f, err := os.OpenFile(out, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := r.cps[len(r.cps)/2]
+	junk := bytes.Repeat([]byte{0xa5}, 2000)
+	if _, err := f.WriteAt(junk, mid.In/8+100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	end := r.cps[len(r.cps)/2+1].Out
+	buf := make([]byte, end-mid.Out)
+	if _, err := r.ReadAt(buf, mid.Out); err == nil || !strings.Contains(err.Error(), "decompressed offset") {
+		t.Fatalf("damaged segment read: %v", err)
+	} else {
+		t.Log(err)
+	}
+	// Twice: the failure is not remembered as data.
+	if _, err := r.ReadAt(buf[:100], mid.Out+int64(len(buf))-100); err == nil {
+		t.Fatal("damaged segment read a second time without error")
+	}
+	ok := make([]byte, 4096)
+	if _, err := r.ReadAt(ok, 0); err != nil || !bytes.Equal(ok, want[:4096]) {
+		t.Fatalf("undamaged read: %v", err)
 	}
 }

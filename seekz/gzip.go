@@ -25,7 +25,9 @@ func indexGzip(b *builder) error {
 		}
 		b.cps = append(b.cps, checkpoint{In: bit, Out: out, WinOff: off, WinLen: clen, WinRaw: int64(len(w))})
 	}
-	n, err := io.Copy(io.Discard, f)
+	w, done := b.sums(io.Discard)
+	n, err := io.Copy(w, f)
+	done()
 	if err != nil {
 		return err
 	}

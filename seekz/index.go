@@ -25,16 +25,18 @@ import (
 // A checkpoint record: In (int64: bit offset for gzip and bzip2, byte offset
 // otherwise), Out (int64, decompressed offset), A, B (int64, per codec),
 // WinOff (int64, payload offset), WinLen (int64, compressed history
-// length), WinRaw (int64, history length).
+// length), WinRaw (int64, history length), Sum (int64 holding the CRC-32C
+// of the decompressed bytes up to the next checkpoint, so that reads that
+// start mid-stream are checked too).
 //
-// The trailer: magic "CBIMGSZ1", version (uint32), codec (uint8), strategy
+// The trailer: magic "CBIMGSZ1", version (uint32, 2), codec (uint8), strategy
 // (uint8), 2 zero bytes, identity (32 bytes: SHA-256, see identity), size
 // (int64), compressed size (int64), count (int64), table offset (int64),
 // table CRC32C (uint32), trailer CRC32C over the bytes before it (uint32).
 const (
 	idxMagic    = "CBIMGSZ1"
-	idxVersion  = 1
-	cpBytes     = 56
+	idxVersion  = 2
+	cpBytes     = 64
 	trailerSize = 96
 )
 
@@ -43,6 +45,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type checkpoint struct {
 	In, Out, A, B          int64
 	WinOff, WinLen, WinRaw int64
+	Sum                    int64
 }
 
 var codecIDs = []Codec{None, Gzip, Zstd, Xz, Bzip2, Lz4}
@@ -131,11 +134,11 @@ func parseTable(b []byte, t *trailer) ([]checkpoint, error) {
 	for i := range cps {
 		r := b[i*cpBytes:]
 		c := checkpoint{}
-		for j, p := range []*int64{&c.In, &c.Out, &c.A, &c.B, &c.WinOff, &c.WinLen, &c.WinRaw} {
+		for j, p := range []*int64{&c.In, &c.Out, &c.A, &c.B, &c.WinOff, &c.WinLen, &c.WinRaw, &c.Sum} {
 			*p = int64(le.Uint64(r[j*8:]))
 		}
 		if c.Out < 0 || c.Out > t.size || c.In < 0 || c.In > t.csize*8 || c.WinOff < 0 || c.WinLen < 0 ||
-			c.WinOff > t.tableOff || c.WinLen > t.tableOff-c.WinOff || c.WinLen > 2*maxHist || c.WinRaw < 0 || c.WinRaw > maxHist {
+			c.WinOff > t.tableOff || c.WinLen > t.tableOff-c.WinOff || c.WinLen > 2*maxHist || c.WinRaw < 0 || c.WinRaw > maxHist || c.Sum < 0 || c.Sum > 1<<32-1 {
 			return nil, fmt.Errorf("%w: checkpoint %d out of range", ErrIndex, i)
 		}
 		if i > 0 && (c.Out <= cps[i-1].Out || c.In <= cps[i-1].In) {
@@ -154,7 +157,7 @@ func encodeTable(cps []checkpoint) []byte {
 	le := binary.LittleEndian
 	for i, c := range cps {
 		r := b[i*cpBytes:]
-		for j, v := range []int64{c.In, c.Out, c.A, c.B, c.WinOff, c.WinLen, c.WinRaw} {
+		for j, v := range []int64{c.In, c.Out, c.A, c.B, c.WinOff, c.WinLen, c.WinRaw, c.Sum} {
 			le.PutUint64(r[j*8:], uint64(v))
 		}
 	}
@@ -326,6 +329,48 @@ type builder struct {
 	strategy Strategy
 	size     int64
 	enc      *zstd.Encoder
+}
+
+// segSums computes each segment's CRC-32C as the pass's output flows by;
+// checkpoints must be added before the output they start reaches it.
+type segSums struct {
+	b   *builder
+	pos int64
+	j   int
+	crc uint32
+}
+
+func (s *segSums) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := len(p)
+		if s.j+1 < len(s.b.cps) {
+			k = int(min(int64(k), s.b.cps[s.j+1].Out-s.pos))
+		}
+		s.crc = crc32.Update(s.crc, castagnoli, p[:k])
+		s.pos += int64(k)
+		p = p[k:]
+		if s.j+1 < len(s.b.cps) && s.pos == s.b.cps[s.j+1].Out {
+			s.finish()
+			s.j++
+		}
+	}
+	return n, nil
+}
+
+// finish stores the current segment's sum.
+func (s *segSums) finish() {
+	if s.j < len(s.b.cps) {
+		s.b.cps[s.j].Sum = int64(s.crc)
+	}
+	s.crc = 0
+}
+
+// sums wraps w so that the output written through it sets the checkpoints'
+// sums; call done at the end of the pass.
+func (b *builder) sums(w io.Writer) (io.Writer, func()) {
+	s := &segSums{b: b}
+	return io.MultiWriter(w, s), s.finish
 }
 
 // addWindow stores a history in the payload and returns its place.

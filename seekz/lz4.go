@@ -278,7 +278,9 @@ func indexLz4(b *builder) error {
 	if b.data != nil {
 		w = b.data
 	}
+	w, done := b.sums(w)
 	n, err := io.Copy(w, z)
+	done()
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -163,6 +165,7 @@ type cursor struct {
 	pos int64
 	r   io.Reader
 	c   io.Closer
+	sum hash.Hash32 // of the segment's bytes so far, checked at its end
 }
 
 const maxIdle = 4
@@ -253,9 +256,10 @@ func (r *Reader) Size() int64 { return r.info.Size }
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	for _, d := range r.segs {
-		d.mu.Lock()
-		d.release()
-		d.mu.Unlock()
+		if d.mu.TryLock() { // never wait on d.mu while holding r.mu
+			d.release()
+			d.mu.Unlock()
+		}
 	}
 	r.segs = nil
 	for _, c := range r.idle {
@@ -324,7 +328,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 			return n, err
 		}
 		if o > c.pos {
-			k, err := io.CopyN(io.Discard, c.r, o-c.pos)
+			k, err := io.CopyN(c.sum, c.r, o-c.pos)
 			c.pos += k
 			if err != nil {
 				r.drop(c)
@@ -333,6 +337,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		}
 		want := min(int64(len(p)-n), end-o)
 		m, err := io.ReadFull(c.r, p[n:n+int(want)])
+		c.sum.Write(p[n : n+m])
 		c.pos += int64(m)
 		n += m
 		if err != nil {
@@ -340,7 +345,12 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 			return n, r.segErr(seg, c.pos, err)
 		}
 		if c.pos == end {
+			// A long segment is checked when read to its end: earlier
+			// parts of it were handed out unchecked (RELIABILITY.md).
 			r.drop(c)
+			if c.sum.Sum32() != uint32(r.cps[seg].Sum) {
+				return n, r.segErr(seg, c.pos, fmt.Errorf("%w: decompressed bytes differ from when the image was indexed", ErrChecksum))
+			}
 		} else {
 			r.park(c)
 		}
@@ -348,9 +358,10 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// segBytes returns segment seg (ending at end) decoded at least up to
-// upTo: decoded segments are kept, and one is decoded only as far as reads
-// have needed so far.
+// segUpTo returns segment seg (ending at end) decoded at least up to upTo
+// and checked against its sum: decoded segments are kept. A segment that
+// fails is dropped, so a later read tries again (and fails again if the
+// stream is damaged).
 func (r *Reader) segUpTo(seg int, end, upTo int64) ([]byte, error) {
 	r.mu.Lock()
 	var d *decodedSeg
@@ -398,20 +409,34 @@ func (r *Reader) segUpTo(seg int, end, upTo int64) ([]byte, error) {
 		}
 		d.rd, d.cl = rd, cl
 	}
-	// Decode in steps of at least 256 KiB, so that small sequential reads
-	// do not each restart a copy.
-	target := min(int64(cap(d.data)), max(need, int64(len(d.data))+256<<10))
-	k, err := io.ReadFull(d.rd, d.data[len(d.data):target])
+	// The whole segment is decoded at once so that its sum is checked
+	// before any of it is handed out.
+	k, err := io.ReadFull(d.rd, d.data[len(d.data):cap(d.data)])
 	d.data = d.data[:len(d.data)+k]
+	if err == nil && crc32.Checksum(d.data, castagnoli) != uint32(r.cps[seg].Sum) {
+		err = fmt.Errorf("%w: decompressed bytes differ from when the image was indexed", ErrChecksum)
+	}
+	d.release()
 	if err != nil {
 		d.err = r.segErr(seg, r.cps[seg].Out+int64(len(d.data)), err)
-		d.release()
+		r.forget(d)
 		return nil, d.err
 	}
-	if len(d.data) == cap(d.data) {
-		d.release()
-	}
 	return d.data, nil
+}
+
+// forget drops d from the kept segments; called with d.mu held. Whoever
+// holds r.mu only ever tries d.mu (TryLock), so this order cannot deadlock.
+func (r *Reader) forget(d *decodedSeg) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, x := range r.segs {
+		if x == d {
+			r.segs = append(r.segs[:i:i], r.segs[i+1:]...)
+			r.segBytes -= d.size
+			return
+		}
+	}
 }
 
 func (r *Reader) segErr(seg int, pos int64, err error) error {
@@ -453,7 +478,7 @@ func (r *Reader) cursorFor(seg int, o int64) (*cursor, error) {
 	if seg+1 < len(r.cps) {
 		end = r.cps[seg+1].Out
 	}
-	return &cursor{seg: seg, pos: r.cps[seg].Out, r: io.LimitReader(rd, end-r.cps[seg].Out), c: cl}, nil
+	return &cursor{seg: seg, pos: r.cps[seg].Out, r: io.LimitReader(rd, end-r.cps[seg].Out), c: cl, sum: crc32.New(castagnoli)}, nil
 }
 
 func (r *Reader) park(c *cursor) {

@@ -165,7 +165,9 @@ func indexXz(b *builder) error {
 	if b.data != nil {
 		w = b.data
 	}
+	w, done := b.sums(w)
 	n, err := io.Copy(w, d)
+	done()
 	if err != nil {
 		if b.ctx.Err() != nil {
 			return b.ctx.Err()

@@ -117,6 +117,12 @@ func indexZstd(b *builder) error {
 			return err
 		}
 	}
+	var out io.Writer = io.Discard
+	if b.data != nil {
+		out = b.data
+	}
+	out, done := b.sums(out)
+	defer done()
 	for _, f := range frames {
 		if b.data == nil {
 			b.cps = append(b.cps, checkpoint{In: f.off, Out: b.size, A: f.n})
@@ -125,11 +131,7 @@ func indexZstd(b *builder) error {
 		if err != nil {
 			return err
 		}
-		var w io.Writer = io.Discard
-		if b.data != nil {
-			w = b.data
-		}
-		n, err := io.Copy(w, d)
+		n, err := io.Copy(out, d)
 		d.Close()
 		if err != nil {
 			if b.ctx.Err() != nil {
