@@ -278,6 +278,9 @@ func (r *Reader) load(base string, id [32]byte) (string, error) {
 	}
 	t, err := parseTrailer(tb, st.Size())
 	if err != nil {
+		if string(tb[:8]) == idxMagic && binary.LittleEndian.Uint32(tb[8:]) != idxVersion {
+			return "index made by another version of cbimg", err
+		}
 		return "index damaged", err
 	}
 	if t.identity != id || t.csize != r.src.Size() {
