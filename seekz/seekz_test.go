@@ -32,7 +32,7 @@ func partcloneStream(t *testing.T) (string, []byte) {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, "fat16.ptcl")
-		testvol.Run(t, "partclone.fat16", "-q", "-c", "-s", vol, "-O", out)
+		testvol.Run(t, "partclone.fat16", "-q", "-c", "-L", "/dev/null", "-s", vol, "-O", out)
 		stream.path = out
 		stream.data, err = os.ReadFile(out)
 		if err != nil {

@@ -35,7 +35,7 @@ func sh(t *testing.T, script string, env ...string) string {
 func restoredFrom(t *testing.T, dir, decompress string, pieces []string) []byte {
 	t.Helper()
 	out := filepath.Join(dir, "restored.img")
-	args := append([]string{"-c", `set -eo pipefail; cat "$@" | ` + decompress + ` | partclone.restore -q -C -s - -O "` + out + `" >/dev/null 2>&1`, "sh"}, pieces...)
+	args := append([]string{"-c", `set -eo pipefail; cat "$@" | ` + decompress + ` | partclone.restore -q -C -L /dev/null -s - -O "` + out + `" 2>&1`, "sh"}, pieces...)
 	if b, err := exec.Command("bash", args...).CombinedOutput(); err != nil {
 		t.Fatalf("partclone.restore: %v\n%s", err, b)
 	}
@@ -153,10 +153,10 @@ echo "sda" > disk; echo "sda1 sda2 sda3 sda5" > parts
 truncate -s 64M disk.raw
 printf 'label: dos\n2048,32768,6,*\n34816,32768,c\n67584,,83\n' | sfdisk -q disk.raw
 sfdisk -d disk.raw | sed 's#disk.raw#/dev/sda#g' > sda-pt.sf; dd if=disk.raw of=sda-mbr bs=512 count=1 status=none; rm disk.raw
-partclone.fat16 -q -c -s "$VOL" -O - 2>/dev/null | gzip -c | split -b 1000000 - sda1.vfat-ptcl-img.gz.
-partclone.fat16 -q -c -s "$VOL" -O - 2>/dev/null | bzip2 -c | split -b 1000000 - sda2.vfat-img.
-partclone.fat16 -q -c -s "$VOL" -O - 2>/dev/null > sda3.vfat-ptcl-img.uncomp
-partclone.fat16 -q -c -s "$VOL" -O - 2>/dev/null | lz4 -q -c > sda5.vfat-ptcl-img.lz4
+partclone.fat16 -q -c -L /dev/null -s "$VOL" -O - 2>/dev/null | gzip -c | split -b 1000000 - sda1.vfat-ptcl-img.gz.
+partclone.fat16 -q -c -L /dev/null -s "$VOL" -O - 2>/dev/null | bzip2 -c | split -b 1000000 - sda2.vfat-img.
+partclone.fat16 -q -c -L /dev/null -s "$VOL" -O - 2>/dev/null > sda3.vfat-ptcl-img.uncomp
+partclone.fat16 -q -c -L /dev/null -s "$VOL" -O - 2>/dev/null | lz4 -q -c > sda5.vfat-ptcl-img.lz4
 echo 'UUID="x"' > swappt-sda6.info`, env...)
 	want := restoredFrom(t, dir, "cat", []string{filepath.Join(dir, "sda3.vfat-ptcl-img.uncomp")})
 	d, err := OpenDir(dir)
@@ -211,7 +211,7 @@ echo 'UUID="x"' > swappt-sda6.info`, env...)
 		t.Fatalf("no such partition: %v", err)
 	}
 	// A name that says gz over zstd content; a codec cbimg does not decode.
-	sh(t, `cd "$D"; partclone.fat16 -q -c -s "$VOL" -O - 2>/dev/null | zstd -q -c > sda7.vfat-ptcl-img.gz; echo x > sda8.vfat-ptcl-img.lzo`, env...)
+	sh(t, `cd "$D"; partclone.fat16 -q -c -L /dev/null -s "$VOL" -O - 2>/dev/null | zstd -q -c > sda7.vfat-ptcl-img.gz; echo x > sda8.vfat-ptcl-img.lzo`, env...)
 	if _, err := anyimage.Open(dir+"@sda7", &anyimage.Options{CacheDir: cache}); !errors.Is(err, ErrMismatch) || !errors.Is(err, image.ErrFormat) {
 		t.Fatalf("mismatch: %v", err)
 	}
