@@ -74,7 +74,7 @@ if [ ! -s "$dir/parts" ]; then
 	echo "This image was saved by Clonezilla." > "$dir/clonezilla-img"
 	echo sda1 > "$dir/parts"
 	partclone.fat32 -q -c -L /dev/null -s "$vol" -O - 2>/dev/null | pigz -c | split -b 256MB - "$dir/sda1.vfat-ptcl-img.gz."
-	partclone.fat32 -q -c -L /dev/null -s "$vol" -O - 2>/dev/null | partclone.restore -q -C -L /dev/null -s - -O "$workdir/restored.raw" >/dev/null 2>&1
+	partclone.fat32 -q -c -L /dev/null -s "$vol" -O - 2>/dev/null | partclone.restore -q -C --restore_raw_file -L /dev/null -s - -o "$workdir/restored.raw" >/dev/null 2>&1
 	truncate -s "${size}M" "$workdir/restored.raw"
 fi
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
