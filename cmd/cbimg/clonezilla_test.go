@@ -26,6 +26,9 @@ func TestClonezillaDir(t *testing.T) {
 	pcNTFS := testvol.Partclone(t, "partclone.ntfs", ntfs, false)
 	pcFAT := testvol.Partclone(t, "partclone.fat16", fat, false)
 	root := t.TempDir()
+	// Commands not given --cache-dir use the user's cache directory: keep
+	// it inside the test.
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(root, "xdg"))
 	dir := filepath.Join(root, "2026-01-01-img")
 	cache := filepath.Join(root, "cache")
 	os.MkdirAll(dir, 0o700)
