@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cbimg/cbimg/anyimage"
+	"github.com/cbimg/cbimg/foreign/clonezilla"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/units"
 	"github.com/spf13/cobra"
@@ -205,6 +206,9 @@ the header, bitmap, chunk table and footer; "cbimg verify" checks every byte.`,
 }
 
 func runInfo(w io.Writer, g *globalOptions, name string) error {
+	if clonezilla.IsDir(name) {
+		return runInfoDir(w, g, name)
+	}
 	r, err := openAny(g, name, 0) // a path, PARTITION:PATH, or any kind's name
 	if err != nil {
 		return imageErr(name, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cbimg/cbimg/backupcore"
 	"github.com/cbimg/cbimg/disk"
+	"github.com/cbimg/cbimg/foreign/clonezilla"
 	"github.com/cbimg/cbimg/image"
 	_ "github.com/cbimg/cbimg/internal/noquery" // before Bubble Tea: no terminal queries
 	"github.com/cbimg/cbimg/restorecore"
@@ -70,6 +71,7 @@ func newRootCommand() *cobra.Command {
 		RunE:          rootHint,
 	}
 	g.addFlags(root)
+	addStreamFlags(root, g)
 	root.AddCommand(newBackupCommand(g), newRestoreCommand(g), newInfoCommand(g), newVerifyCommand(g))
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
@@ -121,7 +123,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitOK
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitCancelled
-	case errors.As(err, &ue) || isCobraUsage(err):
+	case errors.As(err, &ue) || isCobraUsage(err) || errors.Is(err, clonezilla.ErrIsDir):
 		return exitUsage
 	case errors.Is(err, errDamaged) || errors.As(err, &fe) || errors.Is(err, image.ErrFormat) || errors.Is(err, image.ErrChecksum) || errors.Is(err, image.ErrTruncated) || errors.Is(err, image.ErrVersion):
 		return exitDamaged

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/cbimg/cbimg/anyimage"
+	"github.com/cbimg/cbimg/foreign/clonezilla"
 	"github.com/cbimg/cbimg/image"
 	"github.com/spf13/cobra"
 )
@@ -59,6 +60,9 @@ func runVerify(cmd *cobra.Command, g *globalOptions, name string) error {
 		}
 	}
 	r, err := openAny(g, name, 0) // a path, PARTITION:PATH, or any kind's name
+	if errors.Is(err, clonezilla.ErrIsDir) {
+		return err // a usage mistake, not damage
+	}
 	if err == nil {
 		defer r.Close()
 		p := newProgress(g)
