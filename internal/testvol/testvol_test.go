@@ -208,8 +208,8 @@ func TestNTFSFull(t *testing.T) {
 	sc := istat("/Compressed/sparse-compressed.txt")
 	mustContain(t, "sparse-compressed.txt", sc, "Non-Resident, Compressed", "length: 751  Sparse")
 	mustContain(t, "sparse.bin", istat("/Sparse/sparse.bin"), "Non-Resident, Sparse")
-	mustContain(t, "winsymlink", Run(t, "ntfsinfo", "-F", "/Links/winsymlink.txt", img), "Reparse tag:\t\t 0xa000000c")
-	mustContain(t, "junction", Run(t, "ntfsinfo", "-F", "/Links/junction", img), "Reparse tag:\t\t 0xa0000003")
+	mustContain(t, "winsymlink", Run(t, "ntfsinfo", "-f", "-F", "/Links/winsymlink.txt", img), "Reparse tag:\t\t 0xa000000c")
+	mustContain(t, "junction", Run(t, "ntfsinfo", "-f", "-F", "/Links/junction", img), "Reparse tag:\t\t 0xa0000003")
 	if got := Run(t, "icat", img, inode(t, img, "/Backups/old.cbi")); !strings.HasPrefix(got, Magic) || len(got) != 1<<20 {
 		t.Errorf("old.cbi: %d bytes beginning %q", len(got), got[:min(len(got), 8)])
 	}
