@@ -166,6 +166,9 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Rescue {
 		h.Flags |= image.FlagRescue
 	}
+	if h.BootCode, err = src.BootCode(); err != nil {
+		return nil, err
+	}
 	if err := h.SetStorage(storage); err != nil {
 		return nil, err
 	}

@@ -320,3 +320,26 @@ type locker interface {
 
 // Close closes the underlying file or device.
 func (s *Section) Close() error { return s.f.Close() }
+
+// BootCode returns the first 440 bytes of the disk a partition lies on —
+// the MBR's boot code, which a disk rebuilt around the partition needs to
+// start — or nil for a plain path or when they are all zero.
+func (s *Section) BootCode() ([]byte, error) {
+	if s.Table == nil || !s.bound {
+		return nil, nil
+	}
+	n := int64(4096) // whole sectors: devices on Windows read nothing less
+	if s.DiskSize < n {
+		n = 512
+	}
+	b := make([]byte, n)
+	if _, err := s.f.ReadAt(b, 0); err != nil {
+		return nil, fmt.Errorf("%s: boot code: %w", s.Path, err)
+	}
+	for _, c := range b[:440] {
+		if c != 0 {
+			return b[:440:440], nil
+		}
+	}
+	return nil, nil
+}

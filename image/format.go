@@ -132,10 +132,15 @@ const (
 	TagPartName    = 5 // UTF-8: GPT partition name
 	TagExclusion   = 6 // one excluded file, see Exclusion
 	TagSysExtents  = 0x8001
-	TagUnreadable  = 7 // runs of clusters that could not be read (stored as zeros)
-	TagDamage      = 8 // one damaged file-system structure found at backup, see Damage
-	TagOrigin      = 9 // UTF-8: the image this one was converted from (cbimg convert)
+	TagUnreadable  = 7  // runs of clusters that could not be read (stored as zeros)
+	TagDamage      = 8  // one damaged file-system structure found at backup, see Damage
+	TagOrigin      = 9  // UTF-8: the image this one was converted from (cbimg convert)
+	TagBootCode    = 10 // the first 440 bytes of the source disk (its MBR boot code)
 	tagCritical    = 0x8000
+
+	// BootCodeLen is the length of an MBR's boot code (before the disk
+	// signature at byte 440).
+	BootCodeLen = 440
 )
 
 // Extent is a byte range of the partition stored verbatim.
@@ -250,10 +255,14 @@ type Header struct {
 	OEMName     string
 	PartName    string
 	Origin      string // the image this one was converted from; "" for a backup
-	SysExtents  []Extent
-	Exclusions  []Exclusion
-	Unreadable  []Run
-	Damage      []Damage
+	// BootCode is the first BootCodeLen bytes of the disk the partition was
+	// backed up from (the MBR's boot code); nil for a bare partition. A
+	// virtual disk made of the image gets it back, so it can start.
+	BootCode   []byte
+	SysExtents []Extent
+	Exclusions []Exclusion
+	Unreadable []Run
+	Damage     []Damage
 
 	Len int64 // encoded length, set by Encode and Decode
 }
@@ -367,6 +376,9 @@ func (h *Header) Encode() ([]byte, error) {
 	str(TagOEMName, h.OEMName)
 	str(TagPartName, h.PartName)
 	str(TagOrigin, h.Origin)
+	if len(h.BootCode) == BootCodeLen {
+		tlv(TagBootCode, h.BootCode)
+	}
 	var v writeBuf
 	for _, e := range h.SysExtents {
 		v.u64(uint64(e.Offset))
@@ -520,6 +532,11 @@ func DecodeHeader(p []byte) (*Header, error) {
 			h.PartName = string(v.b)
 		case TagOrigin:
 			h.Origin = string(v.b)
+		case TagBootCode:
+			if l != BootCodeLen {
+				return nil, bad(off, "boot code record holds %d bytes, not %d", l, BootCodeLen)
+			}
+			h.BootCode = append([]byte(nil), v.b...)
 		case TagSysExtents:
 			if uint64(l) != uint64(nExt)*16 {
 				return nil, bad(off, "system extent record holds %d bytes for %d extents", l, nExt)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,19 @@ func TestVirtualDiskFiles(t *testing.T) {
 		}
 		if got, stderr, code := cbimg(t, nil, "ls", "-r", out+"@1"); code != 0 || got != want {
 			t.Errorf("ls -r of %s@1: exit %d %s\n%s", out, code, stderr, got)
+		}
+		if ext == "raw" {
+			// The disk starts with the boot code of the disk backed up.
+			a, b := make([]byte, 440), make([]byte, 440)
+			fa, _ := os.Open(raw)
+			fb, _ := os.Open(out)
+			fa.ReadAt(a, 0)
+			fb.ReadAt(b, 0)
+			fa.Close()
+			fb.Close()
+			if !bytes.Equal(a, b) || bytes.Equal(a, make([]byte, 440)) {
+				t.Errorf("boot code of the converted disk %x…, of the source disk %x…", b[:16], a[:16])
+			}
 		}
 		if _, err := os.Stat(out + ".partial"); err == nil {
 			t.Errorf("%s.partial left behind", out)

@@ -21,7 +21,8 @@ const defaultStart = 1 << 20
 // partition at the offset it had (1 MiB when the image was made from a
 // bare partition), the partition's bytes as a restore writes them, and
 // the boot records' hidden sectors set to the partition's start. The MBR
-// holds no boot code: the image does not record it.
+// (GPT: the protective MBR) gets the boot code of the disk the image was
+// made from, when the image recorded it (Header.BootCode).
 func FromImage(r *image.Reader) (*Source, error) { return FromImages(r) }
 
 // FromImages is FromImage for the images of several partitions of one
@@ -246,6 +247,7 @@ func (d *imageDisk) mbr(ss int64) error {
 		return fmt.Errorf("vdwrite: %d partitions do not fit an MBR's four entries", len(d.parts))
 	}
 	d.head = make([]byte, ss)
+	d.bootCode()
 	rand.Read(d.head[440:444]) // disk signature
 	for i, p := range d.parts {
 		lba, n := p.start/ss, p.length/ss
@@ -308,6 +310,17 @@ func (d *imageDisk) gpt(ss, entrySectors int64) error {
 	putMBREntry(pm[446:], 0, 0xEE, 1, min(total-1, 0xFFFFFFFF))
 	pm[510], pm[511] = 0x55, 0xAA
 	d.head = append(append(pm, hdr(1, last, 2)...), entries...)
+	d.bootCode()
 	d.tail = append(append([]byte(nil), entries...), hdr(last, 1, last-entrySectors)...)
 	return nil
+}
+
+// bootCode puts the first recorded boot code into the first sector.
+func (d *imageDisk) bootCode() {
+	for _, p := range d.parts {
+		if c := p.r.Header.BootCode; len(c) == image.BootCodeLen {
+			copy(d.head, c)
+			return
+		}
+	}
 }
