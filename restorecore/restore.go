@@ -16,6 +16,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/cbimg/cbimg/anyimage"
 	"github.com/cbimg/cbimg/disk"
 	"github.com/cbimg/cbimg/image"
 	"github.com/cbimg/cbimg/internal/devguard"
@@ -94,7 +95,8 @@ func (e *WriteError) Error() string {
 }
 func (e *WriteError) Unwrap() error { return e.Err }
 
-// Restore runs a restore.
+// Restore runs a restore: open the image, check the target, plan the
+// writes, stream them.
 func Restore(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	report := func(p Progress) {
@@ -103,12 +105,62 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			opts.Progress(p)
 		}
 	}
-	var src source
-	var imgFile string
-	var jr *journal
-	var inPart *locate.File       // the image's file when it is named PARTITION:PATH
-	var held *disk.Section        // Windows: the target, locked to read the image inside it
-	var foreignPart *disk.Section // the partition holding a foreign image named PARTITION:PATH
+	in, err := openRestore(ctx, opts, report)
+	if err != nil {
+		return nil, err
+	}
+	defer in.close()
+	t, err := checkRestore(opts, in)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planRestore(opts, in, t)
+	if err != nil {
+		return nil, err
+	}
+	res, err := streamRestore(ctx, opts, plan, in, report)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.ip.after(t.f); err != nil {
+		return nil, fmt.Errorf("restore finished, but the image inside the target is not intact: %w", err)
+	}
+	res.Duration = time.Since(start)
+	return res, t.f.Close()
+}
+
+// restoreInput is the opened image, checked as far as it can be before the
+// target is touched.
+type restoreInput struct {
+	src     source
+	h       *image.Header
+	bitmap  []byte
+	imgFile string        // the image's path, for the same-file check ("" for a stream)
+	jr      *journal      // nil without a journal
+	inPart  *locate.File  // the image's file when it is named PARTITION:PATH
+	held    *disk.Section // Windows: the target, locked to read the image inside it
+	home    *disk.Section // the partition holding a foreign image named PARTITION:PATH
+	closers []func()      // closed in reverse order
+}
+
+func (in *restoreInput) onClose(f func()) { in.closers = append(in.closers, f) }
+
+func (in *restoreInput) close() {
+	for i := len(in.closers) - 1; i >= 0; i-- {
+		in.closers[i]()
+	}
+	in.closers = nil
+}
+
+// openRestore opens the image (a stream, a path, PARTITION:PATH or a
+// foreign image), checks all of it, and loads the journal.
+func openRestore(ctx context.Context, opts Options, report func(Progress)) (_ *restoreInput, err error) {
+	in := &restoreInput{}
+	defer func() {
+		if err != nil {
+			in.close()
+		}
+	}()
 	if opts.Image == "-" || opts.Image == "" {
 		if opts.Resume {
 			return nil, fmt.Errorf("%w: resuming needs an image file, not a stream", ErrJournal)
@@ -120,95 +172,127 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		src = newStreamSource(sr)
+		in.src = newStreamSource(sr)
 	} else if img, ok, err := openForeign(opts.Image); ok { // partclone, ntfsclone, ... (foreign.go)
 		if err != nil {
 			return nil, err
 		}
-		defer img.Close()
-		if opts.Resume {
-			return nil, fmt.Errorf("%w: resuming needs a .cbi image", ErrJournal)
-		}
-		if err := checkForeign(ctx, img, report); err != nil {
+		in.onClose(func() { img.Close() })
+		if err := in.openForeign(ctx, opts, img, report); err != nil {
 			return nil, err
 		}
-		if src, err = newImageSource(ctx, img); err != nil {
-			return nil, err
-		}
-		imgFile = opts.Image
-		if foreignPart, err = foreignHome(opts.Image); err != nil {
-			return nil, err
-		}
-		if foreignPart != nil {
-			defer foreignPart.Close()
-		}
-		for _, n := range img.Info().Notes {
-			if opts.Warn != nil {
-				opts.Warn(n)
-			}
-		}
-	} else {
-		r, f, t, err := openImage(opts.Image, opts.Target) // a path, or PARTITION:PATH (inplace.go)
-		inPart, held = f, t
-		if err != nil {
-			return nil, err
-		}
-		if held != nil {
-			defer held.Close()
-		}
-		defer r.Close()
-		// Everything that can be checked cheaply is checked before the
-		// target is touched: metadata in Open, every chunk's CRC here, the
-		// image digest in newChunkSource.
-		if err := r.CheckStored(ctx, func(d int64) { report(Progress{Phase: "check", Done: d, Total: r.ImageSize()}) }); err != nil {
-			return nil, err
-		}
-		if src, err = newChunkSource(ctx, r); err != nil {
-			return nil, err
-		}
-		imgFile = opts.Image
-		if opts.Journal != "" && inPart == nil {
-			jr = newJournal(opts.Journal, opts.Image, opts.Target, r.Footer.Digest)
-		}
+	} else if err := in.openCBI(ctx, opts, report); err != nil {
+		return nil, err
 	}
+	in.onClose(in.src.close)
 	if opts.Resume {
-		if jr == nil {
+		if in.jr == nil {
 			return nil, fmt.Errorf("%w: no journal file given", ErrJournal)
 		}
-		if err := jr.load(); err != nil {
+		if err := in.jr.load(); err != nil {
 			return nil, err
 		}
 	}
-	defer src.close()
-	h, bitmap := src.meta()
-	if jr != nil && jr.Done > h.LogicalLen {
-		return nil, fmt.Errorf("%w: %s claims %d bytes, the image holds %d", ErrJournal, jr.path, jr.Done, h.LogicalLen)
+	in.h, in.bitmap = in.src.meta()
+	if in.jr != nil && in.jr.Done > in.h.LogicalLen {
+		return nil, fmt.Errorf("%w: %s claims %d bytes, the image holds %d", ErrJournal, in.jr.path, in.jr.Done, in.h.LogicalLen)
 	}
+	return in, nil
+}
 
-	res0 := &Result{}
-	tgt := held
+// openForeign reads a foreign image through anyimage: checked whole first,
+// never resumed, and never restored over the partition holding it.
+func (in *restoreInput) openForeign(ctx context.Context, opts Options, img anyimage.Image, report func(Progress)) error {
+	if opts.Resume {
+		return fmt.Errorf("%w: resuming needs a .cbi image", ErrJournal)
+	}
+	if err := checkForeign(ctx, img, report); err != nil {
+		return err
+	}
+	src, err := newImageSource(ctx, img)
+	if err != nil {
+		return err
+	}
+	in.src, in.imgFile = src, opts.Image
+	if in.home, err = foreignHome(opts.Image); err != nil {
+		src.close()
+		in.src = nil
+		return err
+	}
+	if in.home != nil {
+		in.onClose(func() { in.home.Close() })
+	}
+	for _, n := range img.Info().Notes {
+		if opts.Warn != nil {
+			opts.Warn(n)
+		}
+	}
+	return nil
+}
+
+// openCBI opens a .cbi image by path or PARTITION:PATH and checks every
+// chunk; the image digest is checked in newChunkSource.
+func (in *restoreInput) openCBI(ctx context.Context, opts Options, report func(Progress)) error {
+	r, f, t, err := openImage(opts.Image, opts.Target) // a path, or PARTITION:PATH (inplace.go)
+	in.inPart, in.held = f, t
+	if err != nil {
+		return err
+	}
+	if in.held != nil {
+		in.onClose(func() { in.held.Close() })
+	}
+	in.onClose(func() { r.Close() })
+	// Everything that can be checked cheaply is checked before the target
+	// is touched: metadata in Open, every chunk's CRC here, the image
+	// digest in newChunkSource.
+	if err := r.CheckStored(ctx, func(d int64) { report(Progress{Phase: "check", Done: d, Total: r.ImageSize()}) }); err != nil {
+		return err
+	}
+	if in.src, err = newChunkSource(ctx, r); err != nil {
+		return err
+	}
+	in.imgFile = opts.Image
+	if opts.Journal != "" && in.inPart == nil {
+		in.jr = newJournal(opts.Journal, opts.Image, opts.Target, r.Footer.Digest)
+	}
+	return nil
+}
+
+// restoreTarget is the target, checked and locked, with the extents of an
+// image inside it that the restore must leave alone (nil ip otherwise).
+type restoreTarget struct {
+	f  *disk.Section
+	ip *inPlace
+}
+
+// checkRestore opens the target (or takes the one the image is read
+// through) and runs every check that must pass before the first write; the
+// last is opts.Confirm. The target is closed with in.
+func checkRestore(opts Options, in *restoreInput) (*restoreTarget, error) {
+	h := in.h
+	tgt := in.held
 	if tgt == nil {
 		var err error
 		if tgt, err = disk.OpenPartition(opts.Target, true); err != nil {
 			return nil, fmt.Errorf("open target: %w", err)
 		}
-		defer tgt.Close()
+		in.onClose(func() { tgt.Close() })
 	}
 	if err := devguard.MayWrite(tgt); err != nil {
 		return nil, fmt.Errorf("%w: %w: unmount it first", ErrTargetMounted, err)
 	}
-	if imgFile != "" {
-		if a, err := os.Stat(imgFile); err == nil {
+	if in.imgFile != "" {
+		if a, err := os.Stat(in.imgFile); err == nil {
 			if b, err := tgt.Stat(); err == nil && os.SameFile(a, b) {
 				return nil, ErrSameFile
 			}
 		}
 	}
-	if err := checkForeignHome(foreignPart, tgt); err != nil {
+	if err := checkForeignHome(in.home, tgt); err != nil {
 		return nil, err
 	}
 	// The image inside the target itself: its clusters must stay untouched.
-	ip, err := checkInPlace(inPart, tgt, h, bitmap)
+	ip, err := checkInPlace(in.inPart, tgt, h, in.bitmap)
 	if err != nil {
 		return nil, err
 	}
@@ -225,29 +309,142 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	guards, err := bootGuards(h, src)
+	return &restoreTarget{f: tgt, ip: ip}, nil
+}
+
+// restorePlan is what a restore writes, decided before the first write.
+type restorePlan struct {
+	h        *image.Header
+	bitmap   []byte
+	tgt      *disk.Section
+	w        *guardWriter // holds the boot records back, with their new hidden sectors
+	hidden   uint64       // Result.HiddenSectors
+	fresh    bool         // a new file: zeros need not be written
+	skip     int64        // with Resume: logical bytes already on the target
+	protect  []image.Extent
+	zeroFree bool
+}
+
+// planRestore decides the boot records to hold back and how they change,
+// where the restore resumes, and (through writes and zeros) what goes
+// where. An image inside the target becomes protect: extents never written.
+func planRestore(opts Options, in *restoreInput, t *restoreTarget) (*restorePlan, error) {
+	h, tgt := in.h, t.f
+	guards, err := bootGuards(h, in.src)
 	if err != nil {
 		return nil, err
 	}
-	w := &guardWriter{f: tgt, guards: guards, sectorSize: int64(h.SectorSize)}
+	p := &restorePlan{h: h, bitmap: in.bitmap, tgt: tgt, zeroFree: opts.ZeroFree}
+	p.w = &guardWriter{f: tgt, guards: guards, sectorSize: int64(h.SectorSize)}
 	// A partition at another place on its disk: the boot records' "hidden
 	// sectors" (the partition's start LBA) must follow it.
 	if tgt.Partition.Number > 0 {
 		hs := uint64(tgt.Start()) / uint64(h.SectorSize)
 		if volume.Type(h.FSType) == volume.ExFAT && len(guards) == 2 && hs != h.HiddenSectors && h.HiddenSectors != 0 {
 			// exFAT: a 64-bit offset under the boot checksum (exfat.go).
-			w.exfatOffset, w.setExfatOffset = hs, true
-			res0.HiddenSectors = hs
+			p.w.exfatOffset, p.w.setExfatOffset = hs, true
+			p.hidden = hs
 		} else if hs != h.HiddenSectors && hs <= 0xFFFFFFFF && h.FSType != 0 && volume.Type(h.FSType) != volume.ExFAT {
-			w.hidden, w.setHidden = uint32(hs), true
-			res0.HiddenSectors = hs
+			p.w.hidden, p.w.setHidden = uint32(hs), true
+			p.hidden = hs
 		}
 	}
 	// A new (empty) file reads as zeros wherever nothing is written:
 	// zeroing excluded or free clusters there would only allocate blocks.
-	fresh := tgt.Regular && tgt.Size() == 0
+	p.fresh = tgt.Regular && tgt.Size() == 0
+	if in.jr != nil {
+		p.skip = in.jr.Done
+	}
+	if t.ip != nil {
+		p.protect = t.ip.protect
+	}
+	return p, nil
+}
+
+// writes calls fn for each extent the image's logical stream fills, in
+// stream order: the system extents, then the stored clusters.
+func (p *restorePlan) writes(fn func(off, n int64) error) error {
+	h := p.h
+	for _, e := range h.SysExtents {
+		if err := fn(e.Offset, e.Length); err != nil {
+			return err
+		}
+	}
+	cs := int64(h.ClusterSize)
+	for c := uint64(0); ; {
+		s, e, ok := image.NextRun(p.bitmap, h.ClusterCount, c)
+		if !ok {
+			return nil
+		}
+		if err := fn(h.ClusterOrigin+int64(s)*cs, int64(e-s)*cs); err != nil {
+			return err
+		}
+		c = e
+	}
+}
+
+// zeros calls fn for each extent to zero: the excluded files' clusters,
+// and the free ones with ZeroFree, less the protected extents. On a fresh
+// file the extents are whole (nothing is written there anyway).
+func (p *restorePlan) zeros(fn func(off, n int64) error) error {
+	h := p.h
+	cs := int64(h.ClusterSize)
+	each := func(off, n int64) error {
+		if p.fresh {
+			return fn(off, n)
+		}
+		return around(p.protect, off, n, fn)
+	}
+	for _, x := range h.Exclusions {
+		for _, r := range x.Runs {
+			if err := each(h.ClusterOrigin+int64(r.Start)*cs, int64(r.Count)*cs); err != nil {
+				return err
+			}
+		}
+	}
+	if !p.zeroFree {
+		return nil
+	}
+	for c := uint64(0); ; {
+		s, e, ok := image.NextClear(p.bitmap, h.ClusterCount, c)
+		if !ok {
+			return nil
+		}
+		if err := each(h.ClusterOrigin+int64(s)*cs, int64(e-s)*cs); err != nil {
+			return err
+		}
+		c = e
+	}
+}
+
+// around calls fn for the parts of [off, off+n) outside the sorted
+// extents skip.
+func around(skip []image.Extent, off, n int64, fn func(off, n int64) error) error {
+	end := off + n
+	for _, p := range skip {
+		if p.Offset+p.Length <= off || p.Offset >= end {
+			continue
+		}
+		if p.Offset > off {
+			if err := fn(off, p.Offset-off); err != nil {
+				return err
+			}
+		}
+		off = max(off, p.Offset+p.Length)
+	}
+	if off < end {
+		return fn(off, end-off)
+	}
+	return nil
+}
+
+// streamRestore carries out a plan: it invalidates the boot records, sizes
+// a file target, writes the image's stream and the zeros, and writes the
+// boot records last.
+func streamRestore(ctx context.Context, opts Options, p *restorePlan, in *restoreInput, report func(Progress)) (*Result, error) {
+	h, tgt := p.h, p.tgt
 	// Invalidate the boot records before any data goes out.
-	for _, g := range guards {
+	for _, g := range p.w.guards {
 		if _, err := tgt.WriteAt(make([]byte, g.Length), g.Offset); err != nil {
 			return nil, &WriteError{Err: fmt.Errorf("invalidate boot record at %d: %w", g.Offset, err)}
 		}
@@ -260,155 +457,145 @@ func Restore(ctx context.Context, opts Options) (*Result, error) {
 			return nil, &WriteError{Err: err}
 		}
 	}
-	res := res0
-	res.Header = h
-	var skip, synced int64 // with Resume: logical bytes already on the target
-	if jr != nil {
-		skip = jr.Done
-		synced = skip
-		if err := jr.save(); err != nil {
+	s := &restoreStream{ctx: ctx, opts: opts, p: p, src: in.src, jr: in.jr, report: report,
+		res: &Result{Header: h, HiddenSectors: p.hidden}, skip: p.skip, synced: p.skip, wb: newWriteback(tgt)}
+	if s.jr != nil {
+		if err := s.jr.save(); err != nil {
 			if opts.Resume {
 				return nil, &WriteError{Err: fmt.Errorf("resume journal: %w", err)}
 			}
 			// A read-only image medium: restore without a journal.
 			if opts.Warn != nil {
-				opts.Warn(fmt.Sprintf("cannot write the resume journal %s (%v): an interrupted restore will have to start over", jr.path, err))
+				opts.Warn(fmt.Sprintf("cannot write the resume journal %s (%v): an interrupted restore will have to start over", s.jr.path, err))
 			}
-			jr = nil
+			s.jr = nil
 		}
 	}
-	wb := newWriteback(tgt)
-	put := func(off, n int64) error {
-		for n > 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			buf, err := src.next(n)
-			if err != nil {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return err
-			}
-			k := int64(len(buf))
-			// Bytes a previous run already wrote are only read (they are
-			// still checked, and boot-record bytes among them are held),
-			// and compared with the target: the journal is trusted only
-			// as far as the target agrees with the image.
-			done := min(max(skip-res.Written, 0), k)
-			if done > 0 {
-				same, err := w.same(buf[:done], off)
-				if err != nil {
-					return err
-				}
-				if same < done {
-					if opts.Warn != nil {
-						opts.Warn(fmt.Sprintf("the resume journal says %d bytes are on the target, but it differs from the image after %d: continuing from there", skip, res.Written+same))
-					}
-					done, skip = same, res.Written+same
-					// Record the point that was proven before writing on.
-					if err := tgt.Sync(); err != nil {
-						return err
-					}
-					jr.Done, synced = skip, skip
-					if err := jr.save(); err != nil {
-						return fmt.Errorf("resume journal: %w", err)
-					}
-				}
-			}
-			w.hold(buf[:done], off)
-			if err := w.writeAt(buf[done:k], off+done); err != nil {
-				return err
-			}
-			if err := wb.wrote(off+done, k-done); err != nil {
-				return err
-			}
-			off += k
-			n -= k
-			res.Written += k
-			report(Progress{Phase: "write", Done: res.Written, Total: h.LogicalLen})
-			if jr != nil && res.Written-synced >= journalEvery {
-				if err := tgt.Sync(); err != nil {
-					return err
-				}
-				jr.Done, synced = res.Written, res.Written
-				if err := jr.save(); err != nil {
-					return fmt.Errorf("resume journal: %w", err)
-				}
-			}
-		}
-		return nil
-	}
+	res := s.res
 	fail := func(err error) (*Result, error) { return nil, &WriteError{Done: res.Written, Err: err} }
-	for _, e := range h.SysExtents {
-		if err := put(e.Offset, e.Length); err != nil {
-			return fail(err)
-		}
-	}
-	cs := int64(h.ClusterSize)
-	for c := uint64(0); ; {
-		s, e, ok := image.NextRun(bitmap, h.ClusterCount, c)
-		if !ok {
-			break
-		}
-		if err := put(h.ClusterOrigin+int64(s)*cs, int64(e-s)*cs); err != nil {
-			return fail(err)
-		}
-		c = e
+	if err := p.writes(s.put); err != nil {
+		return fail(err)
 	}
 	// The source says EOF only when table, footer and digest are checked.
-	if _, err := src.next(1); err != io.EOF {
+	if _, err := in.src.next(1); err != io.EOF {
 		if err == nil {
 			err = errors.New("image holds more data than its header announces")
 		}
 		return fail(err)
 	}
-	zero := func(off, n int64) error {
-		if fresh {
-			res.Zeroed += n
+	err := p.zeros(func(off, n int64) error {
+		res.Zeroed += n
+		if p.fresh {
 			return nil
 		}
-		z, err := ip.zero(w, off, n) // around an in-place image's own clusters
-		res.Zeroed += z
-		return err
-	}
-	for _, x := range h.Exclusions {
-		for _, r := range x.Runs {
-			if err := zero(h.ClusterOrigin+int64(r.Start)*cs, int64(r.Count)*cs); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	if opts.ZeroFree {
-		for c := uint64(0); ; {
-			s, e, ok := image.NextClear(bitmap, h.ClusterCount, c)
-			if !ok {
-				break
-			}
-			if err := zero(h.ClusterOrigin+int64(s)*cs, int64(e-s)*cs); err != nil {
-				return fail(err)
-			}
-			c = e
-		}
+		return p.w.zero(off, n)
+	})
+	if err != nil {
+		return fail(err)
 	}
 	// Data first on stable storage, then the boot records.
 	if err := tgt.Sync(); err != nil {
 		return fail(err)
 	}
-	if err := w.flushGuards(); err != nil {
+	if err := p.w.flushGuards(); err != nil {
 		return fail(err)
 	}
 	if err := tgt.Sync(); err != nil {
 		return fail(err)
 	}
-	if jr != nil {
-		jr.remove()
+	if s.jr != nil {
+		s.jr.remove()
 	}
-	if err := ip.after(tgt); err != nil {
-		return nil, fmt.Errorf("restore finished, but the image inside the target is not intact: %w", err)
+	return res, nil
+}
+
+// restoreStream is a restore's progress through the image's stream.
+type restoreStream struct {
+	ctx          context.Context
+	opts         Options
+	p            *restorePlan
+	src          source
+	jr           *journal
+	wb           *writeback
+	report       func(Progress)
+	res          *Result
+	skip, synced int64 // logical bytes already on the target, and synced with the journal
+}
+
+// put writes the next n bytes of the stream at partition offset off.
+func (s *restoreStream) put(off, n int64) error {
+	for n > 0 {
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+		buf, err := s.src.next(n)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		k := int64(len(buf))
+		done, err := s.resumed(buf, off)
+		if err != nil {
+			return err
+		}
+		s.p.w.hold(buf[:done], off)
+		if err := s.p.w.writeAt(buf[done:k], off+done); err != nil {
+			return err
+		}
+		if err := s.wb.wrote(off+done, k-done); err != nil {
+			return err
+		}
+		off += k
+		n -= k
+		s.res.Written += k
+		s.report(Progress{Phase: "write", Done: s.res.Written, Total: s.p.h.LogicalLen})
+		if s.jr != nil && s.res.Written-s.synced >= journalEvery {
+			if err := s.record(s.res.Written); err != nil {
+				return err
+			}
+		}
 	}
-	res.Duration = time.Since(start)
-	return res, tgt.Close()
+	return nil
+}
+
+// resumed returns how many leading bytes of buf (at off) a previous run
+// already wrote. They are only read (they are still checked, and
+// boot-record bytes among them are held), and compared with the target:
+// the journal is trusted only as far as the target agrees with the image.
+func (s *restoreStream) resumed(buf []byte, off int64) (int64, error) {
+	done := min(max(s.skip-s.res.Written, 0), int64(len(buf)))
+	if done == 0 {
+		return 0, nil
+	}
+	same, err := s.p.w.same(buf[:done], off)
+	if err != nil {
+		return 0, err
+	}
+	if same < done {
+		if s.opts.Warn != nil {
+			s.opts.Warn(fmt.Sprintf("the resume journal says %d bytes are on the target, but it differs from the image after %d: continuing from there", s.skip, s.res.Written+same))
+		}
+		done, s.skip = same, s.res.Written+same
+		// Record the point that was proven before writing on.
+		if err := s.record(s.skip); err != nil {
+			return 0, err
+		}
+	}
+	return done, nil
+}
+
+// record syncs the target and journals done bytes as on it.
+func (s *restoreStream) record(done int64) error {
+	if err := s.p.tgt.Sync(); err != nil {
+		return err
+	}
+	s.jr.Done, s.synced = done, done
+	if err := s.jr.save(); err != nil {
+		return fmt.Errorf("resume journal: %w", err)
+	}
+	return nil
 }
 
 // bootGuards returns the boot-record sectors to hold back: sector 0, and
