@@ -135,12 +135,21 @@ func checkBackup(ctx context.Context, b *backupRun) (*inPlace, error) {
 	if err != nil {
 		b.warn("cannot tell whether %s is mounted: %v", b.opts.Source, err)
 	}
-	ip, err := prepareInPlace(ctx, &b.opts, b.src, mounts, b.warn)
+	ip, err := findInPlace(ctx, &b.opts, b.src, mounts, b.warn)
 	if err != nil {
 		return nil, err
 	}
+	if ip != nil {
+		// Made through the source's own driver, so a read-write mount
+		// is no reason to refuse: the file system is fingerprinted
+		// instead (inplace.go).
+		if err := ip.make(ctx, b.src); err != nil {
+			return nil, err
+		}
+		return ip, nil
+	}
 	for _, m := range mounts {
-		if m.ReadOnly || ip != nil {
+		if m.ReadOnly {
 			continue
 		}
 		if !b.opts.Force {
@@ -148,7 +157,7 @@ func checkBackup(ctx context.Context, b *backupRun) (*inPlace, error) {
 		}
 		b.warn("%s is mounted read-write at %s: the image may be inconsistent", b.opts.Source, m.Point)
 	}
-	return ip, nil
+	return nil, nil
 }
 
 // backupPlan is the image to make: its header and cluster bitmap, the
