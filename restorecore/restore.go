@@ -370,9 +370,16 @@ func (p *restorePlan) writes(fn func(off, n int64) error) error {
 			return err
 		}
 	}
+	return p.runs(image.NextRun, fn)
+}
+
+// runs calls fn for each run of clusters next finds in the bitmap
+// (image.NextRun, image.NextClear), as a partition extent.
+func (p *restorePlan) runs(next func([]byte, uint64, uint64) (uint64, uint64, bool), fn func(off, n int64) error) error {
+	h := p.h
 	cs := int64(h.ClusterSize)
 	for c := uint64(0); ; {
-		s, e, ok := image.NextRun(p.bitmap, h.ClusterCount, c)
+		s, e, ok := next(p.bitmap, h.ClusterCount, c)
 		if !ok {
 			return nil
 		}
@@ -405,16 +412,7 @@ func (p *restorePlan) zeros(fn func(off, n int64) error) error {
 	if !p.zeroFree {
 		return nil
 	}
-	for c := uint64(0); ; {
-		s, e, ok := image.NextClear(p.bitmap, h.ClusterCount, c)
-		if !ok {
-			return nil
-		}
-		if err := each(h.ClusterOrigin+int64(s)*cs, int64(e-s)*cs); err != nil {
-			return err
-		}
-		c = e
-	}
+	return p.runs(image.NextClear, each)
 }
 
 // around calls fn for the parts of [off, off+n) outside the sorted
