@@ -68,150 +68,205 @@ const FATSplit = 4095 << 20
 // ErrSourceMounted means the source is mounted read-write and Force is off.
 var ErrSourceMounted = errors.New("backupcore: source is mounted read-write")
 
-// Backup runs a backup. On any error no image is left under opts.Image.
+// Backup runs a backup: open the source, check it may be read (and an
+// image inside it made), plan the image, stream it. On any error no image
+// is left under opts.Image.
 func Backup(ctx context.Context, opts Options) (*Result, error) {
-	start := time.Now()
-	storage, err := opts.storage()
+	b, err := openBackup(opts)
 	if err != nil {
-		return nil, fmt.Errorf("backupcore: %w", err)
+		return nil, err
 	}
-	src, err := disk.OpenPartition(opts.Source, false)
-	if err != nil {
-		return nil, fmt.Errorf("open source: %w", err)
-	}
-	defer src.Close()
-	res := &Result{}
-	warn := func(format string, a ...any) {
-		s := fmt.Sprintf(format, a...)
-		res.Warnings = append(res.Warnings, s)
-		if opts.Warn != nil {
-			opts.Warn(s)
-		}
-	}
-	mounts, err := devguard.Holders(src)
-	if err != nil {
-		warn("cannot tell whether %s is mounted: %v", opts.Source, err)
-	}
-	// An image inside the source itself: its file is made now (inplace.go).
-	ip, err := prepareInPlace(ctx, &opts, src, mounts, warn)
+	defer b.src.Close()
+	ip, err := checkBackup(ctx, b)
 	if err != nil {
 		return nil, err
 	}
 	defer ip.abort() // no-op after commit
+	p, err := planBackup(ctx, b, ip)
+	if err != nil {
+		return nil, err
+	}
+	defer p.sink.abort() // no-op after commit
+	return streamBackup(ctx, b, p)
+}
+
+// backupRun is one backup's source and what it reports.
+type backupRun struct {
+	opts    Options
+	start   time.Time
+	src     *disk.Section
+	storage image.Storage
+	res     *Result
+}
+
+func (b *backupRun) warn(format string, a ...any) {
+	s := fmt.Sprintf(format, a...)
+	b.res.Warnings = append(b.res.Warnings, s)
+	if b.opts.Warn != nil {
+		b.opts.Warn(s)
+	}
+}
+
+func (b *backupRun) report(p Progress) {
+	if b.opts.Progress != nil {
+		p.Start = b.start
+		b.opts.Progress(p)
+	}
+}
+
+// openBackup checks the storage options and opens the source partition.
+func openBackup(opts Options) (*backupRun, error) {
+	b := &backupRun{opts: opts, start: time.Now(), res: &Result{}}
+	var err error
+	if b.storage, err = opts.storage(); err != nil {
+		return nil, fmt.Errorf("backupcore: %w", err)
+	}
+	if b.src, err = disk.OpenPartition(opts.Source, false); err != nil {
+		return nil, fmt.Errorf("open source: %w", err)
+	}
+	return b, nil
+}
+
+// checkBackup refuses a source mounted read-write (unless Force), and
+// recognizes an image to be stored inside the source, whose file it makes
+// now (inplace.go); it returns nil for an image stored elsewhere.
+func checkBackup(ctx context.Context, b *backupRun) (*inPlace, error) {
+	mounts, err := devguard.Holders(b.src)
+	if err != nil {
+		b.warn("cannot tell whether %s is mounted: %v", b.opts.Source, err)
+	}
+	ip, err := findInPlace(ctx, &b.opts, b.src, mounts, b.warn)
+	if err != nil {
+		return nil, err
+	}
+	if ip != nil {
+		// Made through the source's own driver, so a read-write mount
+		// is no reason to refuse: the file system is fingerprinted
+		// instead (inplace.go).
+		if err := ip.make(ctx, b.src); err != nil {
+			return nil, err
+		}
+		return ip, nil
+	}
 	for _, m := range mounts {
-		if m.ReadOnly || ip != nil {
+		if m.ReadOnly {
 			continue
 		}
-		if !opts.Force {
+		if !b.opts.Force {
 			return nil, fmt.Errorf("%w at %s (%s): unmount it, remount it read-only, or use --force", ErrSourceMounted, m.Point, m.FSType)
 		}
-		warn("%s is mounted read-write at %s: the image may be inconsistent", opts.Source, m.Point)
+		b.warn("%s is mounted read-write at %s: the image may be inconsistent", b.opts.Source, m.Point)
 	}
+	return nil, nil
+}
 
+// backupPlan is the image to make: its header and cluster bitmap, the
+// source's geometry, and where the image bytes go.
+type backupPlan struct {
+	h      *image.Header
+	bitmap []byte
+	info   volume.Info
+	sink   sink
+}
+
+// planBackup reads the file system (none with SectorBySector), takes the
+// clusters to image less the excluded files (and an in-place image's own
+// file), builds the header, and opens the sink.
+func planBackup(ctx context.Context, b *backupRun, ip *inPlace) (*backupPlan, error) {
+	opts, src := &b.opts, b.src
+	p := &backupPlan{}
 	var vol *volume.Volume
-	var info volume.Info
 	if opts.SectorBySector {
-		info = *volume.Raw(src.Size())
+		p.info = *volume.Raw(src.Size())
 	} else {
+		var err error
 		if vol, err = volume.Open(src, src.Size()); err != nil {
 			return nil, unreadableMap(opts.Source, err)
 		}
-		info = vol.Info
+		p.info = vol.Info
 	}
-	report := func(p Progress) {
-		if opts.Progress != nil {
-			p.Start = start
-			opts.Progress(p)
-		}
-	}
-	report(Progress{Phase: "scan"})
-	var bitmap []byte
+	b.report(Progress{Phase: "scan"})
 	var excl []image.Exclusion
 	var flags uint8
-	dmg := &damageLog{warn: warn}
-	sysExtents := info.RawTail()
+	dmg := &damageLog{warn: b.warn}
+	sysExtents := p.info.RawTail()
 	if vol == nil {
-		bitmap = allSet(info.ClusterCount)
+		p.bitmap = allSet(p.info.ClusterCount)
 	} else {
-		if bitmap, err = vol.Bitmap(); err != nil {
+		var err error
+		if p.bitmap, err = vol.Bitmap(); err != nil {
 			return nil, unreadableMap(opts.Source+": read allocation bitmap", err)
 		}
 		for _, d := range vol.OpenDamage() {
 			dmg.add(d)
 		}
-		if flags, err = checkState(vol, warn, dmg); err != nil {
+		if flags, err = checkState(vol, b.warn, dmg); err != nil {
 			return nil, err
 		}
-		if excl, err = findExclusions(ctx, vol, src, bitmap, rules(opts), !opts.NoDefaultExcludes, dmg); err != nil {
+		if excl, err = findExclusions(ctx, vol, src, p.bitmap, rules(*opts), !opts.NoDefaultExcludes, dmg); err != nil {
 			return nil, err
 		}
 		dmg.finish()
 		if ip != nil {
-			excl = ip.exclude(bitmap, excl, info.ClusterCount)
+			excl = ip.exclude(p.bitmap, excl, p.info.ClusterCount)
 		}
 		sysExtents = vol.SystemExtents()
 	}
-
-	used := popcount(bitmap)
-	h := &image.Header{
-		FSType: uint8(info.Type), SectorSize: info.SectorSize, ClusterSize: info.ClusterSize,
-		FSSectors: info.TotalSectors, FSSize: info.Size, ClusterCount: info.ClusterCount,
-		ImageClusters: used, ClusterOrigin: info.ClusterOrigin, PartLength: src.Size(), HiddenSectors: info.HiddenSectors,
-		PartStart: src.Partition.Start, Scheme: uint8(src.Partition.Scheme), MBRType: src.Partition.MBRType,
-		GPTType: src.Partition.TypeGUID, GPTGUID: src.Partition.GUID, PartName: src.Partition.Name,
-		Serial: info.Serial, Created: time.Now().UTC(), SplitSize: opts.Split, Flags: flags,
-		SourceName: opts.Source, ToolVersion: "cbimg " + Version, Label: info.Label, OEMName: info.OEMName,
-		Exclusions: excl, Damage: dmg.list,
-	}
-	if opts.Rescue {
-		h.Flags |= image.FlagRescue
-	}
-	if h.BootCode, err = src.BootCode(); err != nil {
-		return nil, err
-	}
-	if err := h.SetStorage(storage); err != nil {
+	h, err := newHeader(b, &p.info, p.bitmap, flags, excl, dmg.list)
+	if err != nil {
 		return nil, err
 	}
 	for _, e := range sysExtents {
 		h.SysExtents = append(h.SysExtents, image.Extent{Offset: e.Offset, Length: e.Length})
 	}
 	h.Finish()
-
-	var out io.Writer
-	var file *image.Output
-	if opts.Image == "-" || opts.Image == "" {
-		if opts.Output == nil {
-			return nil, errors.New("backupcore: no image path and no output writer")
-		}
-		if opts.Split > 0 {
-			return nil, errors.New("backupcore: split volumes need an image path, not a stream")
-		}
-		out = opts.Output
-	} else if ip != nil {
-		if err := ip.start(h); err != nil {
-			return nil, err
-		}
-		out = ip
-	} else {
-		if opts.Split == 0 && onFAT(opts.Image) {
-			// FAT cannot hold a file of 4 GiB or more.
-			h.SplitSize = FATSplit
-			h.Finish()
-			opts.Split = FATSplit
-			warn("the image goes to a FAT file system: split into volumes of %d MiB", FATSplit>>20)
-		}
-		if file, err = image.Create(opts.Image, opts.Split); err != nil {
-			return nil, fmt.Errorf("create image: %w", err)
-		}
-		defer file.Abort() // no-op after Commit
-		out = file
+	p.h = h
+	if p.sink, err = chooseSink(b, ip); err != nil {
+		return nil, err
 	}
-	w, err := image.NewWriter(out, h, bitmap, image.WriterOptions{})
+	if err := p.sink.start(h); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// newHeader is the image header for a volume of info, before its system
+// extents are added and it is finished.
+func newHeader(b *backupRun, info *volume.Info, bitmap []byte, flags uint8, excl []image.Exclusion, dmg []image.Damage) (*image.Header, error) {
+	opts, src := &b.opts, b.src
+	h := &image.Header{
+		FSType: uint8(info.Type), SectorSize: info.SectorSize, ClusterSize: info.ClusterSize,
+		FSSectors: info.TotalSectors, FSSize: info.Size, ClusterCount: info.ClusterCount,
+		ImageClusters: popcount(bitmap), ClusterOrigin: info.ClusterOrigin, PartLength: src.Size(), HiddenSectors: info.HiddenSectors,
+		PartStart: src.Partition.Start, Scheme: uint8(src.Partition.Scheme), MBRType: src.Partition.MBRType,
+		GPTType: src.Partition.TypeGUID, GPTGUID: src.Partition.GUID, PartName: src.Partition.Name,
+		Serial: info.Serial, Created: time.Now().UTC(), SplitSize: opts.Split, Flags: flags,
+		SourceName: opts.Source, ToolVersion: "cbimg " + Version, Label: info.Label, OEMName: info.OEMName,
+		Exclusions: excl, Damage: dmg,
+	}
+	if opts.Rescue {
+		h.Flags |= image.FlagRescue
+	}
+	var err error
+	if h.BootCode, err = src.BootCode(); err != nil {
+		return nil, err
+	}
+	if err := h.SetStorage(b.storage); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// streamBackup writes the image: the source's logical stream through an
+// image.Writer into the sink, then the sink's commit.
+func streamBackup(ctx context.Context, b *backupRun, p *backupPlan) (*Result, error) {
+	h := p.h
+	w, err := image.NewWriter(p.sink, h, p.bitmap, image.WriterOptions{})
 	if err != nil {
 		return nil, err
 	}
-	lr := &logicalReader{ctx: ctx, src: src, info: &info, h: h, bitmap: bitmap, rescue: opts.Rescue}
-	lr.progress = func(done int64) { report(Progress{Phase: "copy", Done: done, Total: h.LogicalLen}) }
+	lr := &logicalReader{ctx: ctx, src: b.src, info: &p.info, h: h, bitmap: p.bitmap, rescue: b.opts.Rescue}
+	lr.progress = func(done int64) { b.report(Progress{Phase: "copy", Done: done, Total: h.LogicalLen}) }
 	if _, err := w.ReadFrom(lr); err != nil {
 		w.Close()
 		return nil, err
@@ -221,28 +276,21 @@ func Backup(ctx context.Context, opts Options) (*Result, error) {
 		for _, r := range lr.unreadable {
 			n += r.Count
 		}
-		warn("%d clusters could not be read and are stored as zeros; their list is in the image (see info)", n)
+		b.warn("%d clusters could not be read and are stored as zeros; their list is in the image (see info)", n)
 	}
 	w.SetUnreadable(lr.unreadable)
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("write image: %w", err)
 	}
 	h.Unreadable = lr.unreadable
-	if ip != nil {
-		if err := ip.commit(); err != nil {
-			return nil, fmt.Errorf("write image: %w", err)
-		}
-		ip.close()
+	if err := p.sink.commit(); err != nil {
+		return nil, fmt.Errorf("write image: %w", err)
 	}
-	if file != nil {
-		if err := file.Commit(); err != nil {
-			return nil, fmt.Errorf("write image: %w", err)
-		}
-	}
+	res := b.res
 	res.Header = h
 	res.ImageBytes = w.Written()
 	res.Digest = w.Digest()
-	res.Duration = time.Since(start)
+	res.Duration = time.Since(b.start)
 	return res, nil
 }
 

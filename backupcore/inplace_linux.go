@@ -21,10 +21,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// prepareInPlace recognizes an image that is to be stored inside the
-// source partition — IMAGE under a mount of SOURCE, or SOURCE:/path — and
-// creates its file. It returns nil for an image stored elsewhere.
-func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []devguard.Mount, warn func(string, ...any)) (*inPlace, error) {
+// findInPlace recognizes an image that is to be stored inside the source
+// partition — IMAGE under a mount of SOURCE, or SOURCE:/path — and plans
+// its file (inPlace.plan); nothing is written yet. It returns nil for an
+// image stored elsewhere.
+func findInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []devguard.Mount, warn func(string, ...any)) (*inPlace, error) {
 	if opts.Image == "" || opts.Image == "-" {
 		return nil, nil
 	}
@@ -88,14 +89,20 @@ func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mount
 	if err := ip.plan(ctx, vol, src, opts); err != nil {
 		return nil, err
 	}
+	return ip, nil
+}
+
+// make creates the planned file through a driver and finds it in the raw
+// metadata; on failure nothing of it is left.
+func (ip *inPlace) make(ctx context.Context, src *disk.Section) error {
 	if err := ip.create(ctx, src); err != nil {
 		ip.remove()
-		return nil, err
+		return err
 	}
 	// What the driver wrote must be read from the device, not from pages
 	// this process cached before.
 	dropCache(src.File())
-	vol, err = volume.Open(src, src.Size())
+	vol, err := volume.Open(src, src.Size())
 	if err == nil {
 		ip.dev, err = disk.OpenPartition(ip.devSpec, true)
 	}
@@ -107,9 +114,9 @@ func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mount
 			ip.dev.Close()
 		}
 		ip.remove()
-		return nil, err
+		return err
 	}
-	return ip, nil
+	return nil
 }
 
 // create makes the file, ip.size bytes of zeros in real clusters, and

@@ -11,16 +11,17 @@ import (
 	"github.com/cbimg/cbimg/locate"
 )
 
-// prepareInPlace: storing an image inside its own source partition needs
+// findInPlace: storing an image inside its own source partition needs
 // Linux (a FUSE driver or mtools creates the file) or Windows (the volume
 // is locked while the image goes into its file).
-func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []devguard.Mount, warn func(string, ...any)) (*inPlace, error) {
+func findInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []devguard.Mount, warn func(string, ...any)) (*inPlace, error) {
 	if _, _, ok := locate.Split(opts.Image); ok {
 		return nil, fmt.Errorf("%w: writing an image inside the partition it backs up needs Linux or Windows", ErrInPlaceUnsafe)
 	}
 	return nil, nil
 }
 
-func (ip *inPlace) abort()         {}
-func (ip *inPlace) close()         {}
-func (ip *inPlace) dropFileCache() {}
+func (ip *inPlace) make(context.Context, *disk.Section) error { return nil }
+func (ip *inPlace) abort()                                    {}
+func (ip *inPlace) close()                                    {}
+func (ip *inPlace) dropFileCache()                            {}

@@ -27,9 +27,10 @@ import (
 	"github.com/cbimg/cbimg/volume"
 )
 
-// prepareInPlace recognizes an image path on the volume being backed up
-// and creates its file. It returns nil for an image stored elsewhere.
-func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []devguard.Mount, warn func(string, ...any)) (*inPlace, error) {
+// findInPlace recognizes an image path on the volume being backed up and
+// plans its file (inPlace.plan); nothing is written yet. It returns nil
+// for an image stored elsewhere.
+func findInPlace(ctx context.Context, opts *Options, src *disk.Section, mounts []devguard.Mount, warn func(string, ...any)) (*inPlace, error) {
 	if opts.Image == "" || opts.Image == "-" {
 		return nil, nil
 	}
@@ -79,17 +80,24 @@ func prepareInPlace(ctx context.Context, opts *Options, src *disk.Section, mount
 	if err := ip.plan(ctx, vol, src, opts); err != nil {
 		return nil, err
 	}
-	placed, err := sysdev.PlaceFile(abs, ip.size)
+	return ip, nil
+}
+
+// make places the planned file through Windows, locks the volume and finds
+// the file in the raw metadata; on failure nothing of it is left.
+func (ip *inPlace) make(ctx context.Context, src *disk.Section) error {
+	dev, _ := sysdev.DeviceOf(src.File()) // findInPlace checked it
+	placed, err := sysdev.PlaceFile(ip.winPath, ip.size)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInPlaceUnsafe, err)
+		return fmt.Errorf("%w: %w", ErrInPlaceUnsafe, err)
 	}
 	ip.zeroPad = placed.ValidData
-	if err := ip.take(dev, src, drive, placed, warn); err != nil {
+	if err := ip.take(dev, src, strings.ToUpper(ip.winPath[:2]), placed, ip.warn); err != nil {
 		dev.Unlock()
 		ip.remove()
-		return nil, err
+		return err
 	}
-	return ip, nil
+	return nil
 }
 
 // take locks the volume through src's handle, finds the file in the raw

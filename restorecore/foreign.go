@@ -6,7 +6,6 @@ package restorecore
 // unless opening it already read and checked all of it.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -77,11 +76,9 @@ func checkForeign(ctx context.Context, img anyimage.Image, report func(Progress)
 
 // imageSource reads an anyimage.Image's used bytes front to back.
 type imageSource struct {
+	bufSource
 	img anyimage.Image
 	rc  io.ReadCloser
-	in  *bufio.Reader
-	buf []byte
-	err error
 }
 
 func newImageSource(ctx context.Context, img anyimage.Image) (*imageSource, error) {
@@ -89,26 +86,9 @@ func newImageSource(ctx context.Context, img anyimage.Image) (*imageSource, erro
 	if err != nil {
 		return nil, err
 	}
-	return &imageSource{img: img, rc: rc, in: bufio.NewReaderSize(rc, 4<<20), buf: make([]byte, 4<<20)}, nil
+	return &imageSource{bufSource: newBufSource(rc), img: img, rc: rc}, nil
 }
 
-func (s *imageSource) next(max int64) ([]byte, error) {
-	if s.err != nil {
-		return nil, s.err
-	}
-	k := min(max, int64(len(s.buf)))
-	n, err := io.ReadFull(s.in, s.buf[:k])
-	if err == io.ErrUnexpectedEOF {
-		err = io.EOF
-	}
-	s.err = err
-	if n > 0 {
-		return s.buf[:n], nil
-	}
-	return nil, err
-}
-
-func (s *imageSource) peek(n int) ([]byte, error) { return s.in.Peek(n) }
 func (s *imageSource) meta() (*image.Header, []byte) {
 	return s.img.Header(), s.img.Bitmap()
 }

@@ -146,35 +146,6 @@ func (ip *inPlace) hit(off, n int64) (int64, bool) {
 	return 0, false
 }
 
-// zero writes zeros to [off, off+n) except the protected ranges, and
-// returns how many bytes it zeroed. Without an in-place image it is w.zero.
-func (ip *inPlace) zero(w *guardWriter, off, n int64) (int64, error) {
-	if ip == nil {
-		return n, w.zero(off, n)
-	}
-	var done int64
-	end := off + n
-	for _, p := range ip.protect {
-		if p.Offset+p.Length <= off || p.Offset >= end {
-			continue
-		}
-		if p.Offset > off {
-			if err := w.zero(off, p.Offset-off); err != nil {
-				return done, err
-			}
-			done += p.Offset - off
-		}
-		off = max(off, p.Offset+p.Length)
-	}
-	if off < end {
-		if err := w.zero(off, end-off); err != nil {
-			return done, err
-		}
-		done += end - off
-	}
-	return done, nil
-}
-
 // after checks that the image file is where it was and still reads as the
 // image, through the restored file system's own metadata.
 func (ip *inPlace) after(tgt *disk.Section) error {

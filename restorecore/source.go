@@ -22,19 +22,19 @@ type source interface {
 	close()
 }
 
-// streamSource reads an image from a pipe through a StreamReader.
-type streamSource struct {
+// bufSource hands out a reader's bytes front to back in pieces of up to
+// 4 MiB.
+type bufSource struct {
 	in  *bufio.Reader
 	buf []byte
-	sr  *image.StreamReader
 	err error // returned by the next call, after the bytes read before it
 }
 
-func newStreamSource(sr *image.StreamReader) *streamSource {
-	return &streamSource{in: bufio.NewReaderSize(sr, 4<<20), buf: make([]byte, 4<<20), sr: sr}
+func newBufSource(r io.Reader) bufSource {
+	return bufSource{in: bufio.NewReaderSize(r, 4<<20), buf: make([]byte, 4<<20)}
 }
 
-func (s *streamSource) next(max int64) ([]byte, error) {
+func (s *bufSource) next(max int64) ([]byte, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -50,7 +50,18 @@ func (s *streamSource) next(max int64) ([]byte, error) {
 	return nil, err
 }
 
-func (s *streamSource) peek(n int) ([]byte, error)    { return s.in.Peek(n) }
+func (s *bufSource) peek(n int) ([]byte, error) { return s.in.Peek(n) }
+
+// streamSource reads an image from a pipe through a StreamReader.
+type streamSource struct {
+	bufSource
+	sr *image.StreamReader
+}
+
+func newStreamSource(sr *image.StreamReader) *streamSource {
+	return &streamSource{bufSource: newBufSource(sr), sr: sr}
+}
+
 func (s *streamSource) meta() (*image.Header, []byte) { return s.sr.Header, s.sr.Bitmap }
 func (s *streamSource) close()                        { s.sr.Close() }
 
