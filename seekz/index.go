@@ -29,13 +29,14 @@ import (
 // of the decompressed bytes up to the next checkpoint, so that reads that
 // start mid-stream are checked too).
 //
-// The trailer: magic "CBIMGSZ1", version (uint32, 2), codec (uint8), strategy
+// The trailer: magic "CBIMGSZ1", version (uint32, 3: gzip checkpoints
+// every 256 KiB; version 2 indexes are rebuilt), codec (uint8), strategy
 // (uint8), 2 zero bytes, identity (32 bytes: SHA-256, see identity), size
 // (int64), compressed size (int64), count (int64), table offset (int64),
 // table CRC32C (uint32), trailer CRC32C over the bytes before it (uint32).
 const (
 	idxMagic    = "CBIMGSZ1"
-	idxVersion  = 2
+	idxVersion  = 3
 	cpBytes     = 64
 	trailerSize = 96
 )
@@ -585,12 +586,13 @@ func (r *Reader) readWindow(i int) ([]byte, error) {
 	if _, err := r.idx.ReadAt(comp, c.WinOff); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIndex, err)
 	}
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxHist))
-	if err != nil {
-		return nil, err
+	r.wdecOnce.Do(func() {
+		r.wdec, r.wdecErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxMemory(maxHist))
+	})
+	if r.wdecErr != nil {
+		return nil, r.wdecErr
 	}
-	defer d.Close()
-	w, err := d.DecodeAll(comp, make([]byte, 0, maxHist))
+	w, err := r.wdec.DecodeAll(comp, make([]byte, 0, maxHist))
 	if err != nil || int64(len(w)) != c.WinRaw {
 		return nil, fmt.Errorf("%w: history of checkpoint %d", ErrIndex, i)
 	}
