@@ -287,6 +287,9 @@ type inflater struct {
 
 	// onBlock, if set, is called at every block start with its bit offset.
 	onBlock func(bit int64, out int64)
+	// minRef is the lowest output position a match has copied from since
+	// the indexing pass last set it: how much history a checkpoint needs.
+	minRef int64
 	// onMember, if set, is called at each member header with its byte offset.
 	onMember func(in int64, out int64)
 }
@@ -695,6 +698,9 @@ func (f *inflater) huffmanRun() error {
 			dist := int(dstBase[d]) + int(x)
 			if int64(dist) > f.wpos-f.histStart {
 				return f.errAt(fmt.Errorf("%w: distance %d beyond the history", ErrCorrupt, dist))
+			}
+			if ref := f.wpos - int64(dist); ref < f.minRef {
+				f.minRef = ref
 			}
 			f.copyLen, f.copyDist = length, dist
 		}

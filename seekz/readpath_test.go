@@ -262,3 +262,41 @@ func TestIndexVersion(t *testing.T) {
 	}
 	checkReads(t, r2, want)
 }
+
+// TestGzipTrimmedHistories: a checkpoint stores only the history its
+// segment's matches copy from: none where the data did not compress; reads
+// from such checkpoints still equal the plain stream.
+func TestGzipTrimmedHistories(t *testing.T) {
+	testvol.Need(t, "partclone.fat16", "gzip", "openssl")
+	in, plain := partcloneStream(t)
+	dir := t.TempDir()
+	mixed := filepath.Join(dir, "mixed")
+	compress(t, in, mixed, `{ head -c 4000000 "$IN"; head -c 3000000 < <(openssl enc -aes-128-ctr -nosalt -pass pass:x -in /dev/zero 2>/dev/null); tail -c +4000001 "$IN"; } > "$OUT"`)
+	want, err := os.ReadFile(mixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(want[:4000000], plain[:4000000]) {
+		t.Fatal("mixed stream does not start with the partclone stream")
+	}
+	out := filepath.Join(dir, "img.gz")
+	compress(t, mixed, out, `gzip -6 -c "$IN" > "$OUT"`)
+	r, err := Open(context.Background(), []string{out}, Options{CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	empty, full := 0, 0
+	for _, c := range r.cps[1:] {
+		if c.Out > 4000000+maxHist && c.Out+gzipSpacing < 7000000 && c.WinRaw == 0 {
+			empty++
+		}
+		if c.WinRaw > 0 {
+			full++
+		}
+	}
+	if empty == 0 || full == 0 {
+		t.Fatalf("histories: %d empty in the random stretch, %d not empty", empty, full)
+	}
+	checkReads(t, r, want)
+}
