@@ -41,9 +41,12 @@ func indexGzip(b *builder) error {
 		f.minRef = out
 		b.cps = append(b.cps, checkpoint{In: bit, Out: out})
 	}
+	b.subSums = true
 	w, done := b.sums(io.Discard)
 	n, err := io.Copy(w, f)
-	done()
+	if derr := done(); err == nil {
+		err = derr
+	}
 	if err != nil {
 		return err
 	}

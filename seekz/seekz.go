@@ -18,6 +18,7 @@ package seekz
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -147,6 +148,8 @@ type decodedSeg struct {
 	seg  int
 	size int64     // the segment's length (fixed: read without mu)
 	data []byte    // decoded so far; cap is size
+	ok   int64     // bytes of data checked against sub-sums
+	subs []uint32  // the segment's sub-sums (gzip), loaded with it
 	rd   io.Reader // its decoder while not complete
 	cl   io.Closer
 	err  error
@@ -414,12 +417,23 @@ func (r *Reader) segUpTo(seg int, end, from, upTo int64) ([]byte, error) {
 	}
 	// A read that starts where decoding stopped (a sequential reader) gets
 	// the rest of the segment decoded and checked at once: read-ahead. Any
-	// other read decodes only as far as it needs (a random 4 KiB read costs
-	// on average half a segment); the segment's sum is checked when a later
-	// read completes it.
+	// other read of a gzip segment decodes only to the end of the 32 KiB
+	// sub-block it needs (a random 4 KiB read costs on average half a
+	// segment), checked against its sub-sums; the segment's own sum is
+	// checked when a later read completes it. Other codecs decode whole
+	// segments.
 	target := need
 	if from-r.cps[seg].Out <= int64(len(d.data)) {
 		target = d.size
+	}
+	if d.subs == nil && r.info.Codec == Gzip {
+		subs, err := r.readSubs(seg, d.size)
+		if err != nil {
+			d.err = err
+			r.forget(d)
+			return nil, err
+		}
+		d.subs = subs
 	}
 	if d.rd == nil { // new, or evicted while another read used it
 		rd, cl, err := r.dec.open(r, seg)
@@ -434,8 +448,23 @@ func (r *Reader) segUpTo(seg int, end, from, upTo int64) ([]byte, error) {
 		}
 		d.rd, d.cl = rd, cl
 	}
+	if d.subs != nil { // stop at a sub-block's end, so all that is handed out is checked
+		target = min(d.size, (target+subSum-1)/subSum*subSum)
+	} else {
+		target = d.size
+	}
 	k, err := io.ReadFull(d.rd, d.data[len(d.data):target])
 	d.data = d.data[:len(d.data)+k]
+	if err == nil && d.subs != nil {
+		for ; d.ok < int64(len(d.data)); d.ok += subSum {
+			e := min(d.ok+subSum, int64(len(d.data)))
+			if crc32.Checksum(d.data[d.ok:e], castagnoli) != d.subs[d.ok/subSum] {
+				err = fmt.Errorf("%w: decompressed bytes differ from when the image was indexed", ErrChecksum)
+				d.data = d.data[:d.ok]
+				break
+			}
+		}
+	}
 	if err == nil && int64(len(d.data)) < d.size {
 		r.liveDec(d)
 		return d.data, nil
@@ -450,6 +479,19 @@ func (r *Reader) segUpTo(seg int, end, from, upTo int64) ([]byte, error) {
 		return nil, d.err
 	}
 	return d.data, nil
+}
+
+// readSubs reads the sub-sums of gzip segment seg, size bytes long.
+func (r *Reader) readSubs(seg int, size int64) ([]uint32, error) {
+	b := make([]byte, 4*subCount(size))
+	if _, err := r.idx.ReadAt(b, r.cps[seg].B); err != nil {
+		return nil, fmt.Errorf("%w: sub-sums of checkpoint %d: %v", ErrIndex, seg, err)
+	}
+	subs := make([]uint32, len(b)/4)
+	for i := range subs {
+		subs[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return subs, nil
 }
 
 // liveDec notes that d keeps its decoder (called with d.mu held); beyond
