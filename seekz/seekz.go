@@ -261,6 +261,14 @@ func Detect(b []byte) Codec {
 	return None
 }
 
+// Checked reports whether every byte ReadAt hands out is first checked
+// against the sums the indexing pass recorded (which itself checked the
+// codec's own checksums over the whole stream): true for gzip checkpoints,
+// whose reads check each 32 KiB they decode.
+func (r *Reader) Checked() bool {
+	return r.info.Codec == Gzip && r.info.Strategy == Checkpoints
+}
+
 // Info describes the stream and how it is served.
 func (r *Reader) Info() Info { return r.info }
 
