@@ -12,7 +12,10 @@ import (
 // a panic or a hang; whatever both decode, our decoder and compress/gzip
 // decode alike.
 func FuzzInflate(f *testing.F) {
-	for _, s := range []string{"", "hello hello hello hello", string(bytes.Repeat([]byte("abc"), 5000))} {
+	// Long runs at distances 1 and 2 cross the decoder's circular window
+	// many times (matches copied in doubling pieces).
+	runs := string(bytes.Repeat([]byte{0}, 300<<10)) + string(bytes.Repeat([]byte("ab"), 100<<10))
+	for _, s := range []string{"", "hello hello hello hello", string(bytes.Repeat([]byte("abc"), 5000)), runs} {
 		var b bytes.Buffer
 		w, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
 		w.Write([]byte(s))
