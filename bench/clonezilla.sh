@@ -8,7 +8,10 @@
 #               fresh `cbimg mount DIR@sda1` after indexing (first pass:
 #               nothing decoded yet; bench/randread)
 #
-# Usage: bench/clonezilla.sh [--size MiB] [--reads N] [--workdir DIR] [--cbimg PATH] [--keep]
+#   --compare OLD  the same timings with another cbimg binary OLD, in the
+#               same run on the same image (before/after a change)
+#
+# Usage: bench/clonezilla.sh [--size MiB] [--reads N] [--workdir DIR] [--cbimg PATH] [--compare OLD] [--keep]
 # Needs root (FUSE mount), Go (unless --cbimg), and
 #   apt-get install partclone pigz dosfstools mtools fuse3 openssl
 # Prints a markdown table; numbers on a busy machine are not comparable.
@@ -22,6 +25,7 @@ reads=2000
 workdir=/var/tmp/cbimg-bench-clonezilla
 cbimg=
 keep=0
+old=
 die() { echo "clonezilla.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -30,7 +34,8 @@ while [ $# -gt 0 ]; do
 	--workdir) workdir=${2:?}; shift 2 ;;
 	--cbimg) cbimg=${2:?}; shift 2 ;;
 	--keep) keep=1; shift ;;
-	-h|--help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--compare) old=${2:?}; shift 2 ;;
+	-h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) die "unknown option $1" ;;
 	esac
 done
@@ -79,17 +84,38 @@ if [ ! -s "$dir/parts" ]; then
 fi
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
 cache=$workdir/cache
-rm -rf "$cache"
 zcat_s=$(secs bash -c "cat '$dir'/sda1.vfat-ptcl-img.gz.* | gzip -dc > /dev/null")
-index_s=$(secs "$cbimg" -q --cache-dir "$cache" info "$dir@sda1")
-reopen_s=$(secs "$cbimg" -q --cache-dir "$cache" info "$dir@sda1")
-mkdir -p "$mnt"
-"$cbimg" -q --cache-dir "$cache" mount "$dir@sda1" "$mnt"
-res=$("$workdir/randread" -n "$reads" -used "$workdir/restored.raw" "$mnt/volume.raw")
-read -r c50 c99 w50 w99 _ <<<"$res"
-for _ in $(seq 1 50); do fusermount3 -u "$mnt" 2>/dev/null && break; sleep 0.2; done
-idx=$(du -sk "$cache" | cut -f1)
 comp=$(du -ck "$dir"/sda1.vfat-ptcl-img.gz.* | tail -1 | cut -f1)
+# run BINARY: one column of timings, as "index reopen idx c50 c99 w50 w99"
+run() {
+	local bin=$1 index_s reopen_s res idx
+	rm -rf "$cache"
+	index_s=$(secs "$bin" -q --cache-dir "$cache" info "$dir@sda1")
+	reopen_s=$(secs "$bin" -q --cache-dir "$cache" info "$dir@sda1")
+	mkdir -p "$mnt"
+	"$bin" -q --cache-dir "$cache" mount "$dir@sda1" "$mnt"
+	res=$("$workdir/randread" -n "$reads" -used "$workdir/restored.raw" "$mnt/volume.raw")
+	for _ in $(seq 1 50); do fusermount3 -u "$mnt" 2>/dev/null && break; sleep 0.2; done
+	idx=$(du -sk "$cache" | cut -f1)
+	echo "$index_s $reopen_s $idx $res"
+}
+read -r index_s reopen_s idx c50 c99 w50 w99 _ <<<"$(run "$cbimg")"
+if [ -n "$old" ]; then
+	read -r oindex_s oreopen_s oidx oc50 oc99 ow50 ow99 _ <<<"$(run "$old")"
+	# The new binary again, after the old: load that changed during the run shows.
+	read -r index2_s _ _ c50b _ _ _ _ <<<"$(run "$cbimg")"
+	cat <<TABLE
+| ${size} MiB FAT32, pigz ($((comp / 1024)) MiB in $(ls "$dir"/sda1.vfat-ptcl-img.gz.* | wc -l) pieces) | $old | $cbimg |
+|---|---|---|
+| zcat > /dev/null | ${zcat_s} s | |
+| first open (index) | ${oindex_s} s ($(echo "scale=2; $oindex_s / $zcat_s" | bc)× zcat) | ${index_s} s ($(echo "scale=2; $index_s / $zcat_s" | bc)× zcat); again after: ${index2_s} s |
+| second open | ${oreopen_s} s | ${reopen_s} s |
+| index on disk | ${oidx} KiB | ${idx} KiB |
+| random 4 KiB reads, first pass p50 / p99 | ${oc50} / ${oc99} µs | ${c50} / ${c99} µs; again after: p50 ${c50b} µs |
+| same offsets again p50 / p99 | ${ow50} / ${ow99} µs | ${w50} / ${w99} µs |
+TABLE
+	exit 0
+fi
 cat <<TABLE
 | ${size} MiB FAT32, pigz ($((comp / 1024)) MiB in $(ls "$dir"/sda1.vfat-ptcl-img.gz.* | wc -l) pieces) | |
 |---|---|

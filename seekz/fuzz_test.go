@@ -12,7 +12,10 @@ import (
 // a panic or a hang; whatever both decode, our decoder and compress/gzip
 // decode alike.
 func FuzzInflate(f *testing.F) {
-	for _, s := range []string{"", "hello hello hello hello", string(bytes.Repeat([]byte("abc"), 5000))} {
+	// Long runs at distances 1 and 2 cross the decoder's circular window
+	// many times (matches copied in doubling pieces).
+	runs := string(bytes.Repeat([]byte{0}, 300<<10)) + string(bytes.Repeat([]byte("ab"), 100<<10))
+	for _, s := range []string{"", "hello hello hello hello", string(bytes.Repeat([]byte("abc"), 5000)), runs} {
 		var b bytes.Buffer
 		w, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
 		w.Write([]byte(s))
@@ -44,10 +47,11 @@ func FuzzInflate(f *testing.F) {
 // FuzzIndex: any bytes as a seek index are refused or give checked
 // checkpoints, never a panic or an allocation beyond the file.
 func FuzzIndex(f *testing.F) {
-	cps := []checkpoint{{In: 0, Out: 0, A: 1}, {In: 9000, Out: 1 << 20, WinOff: 0, WinLen: 10, WinRaw: 32768}}
+	// A history of 10 bytes, then two segments' sub-sums (32 each).
+	cps := []checkpoint{{In: 0, Out: 0, A: 1, B: 10}, {In: 9000, Out: 1 << 20, B: 138, WinOff: 0, WinLen: 10, WinRaw: 32768}}
 	tab := encodeTable(cps)
-	payload := make([]byte, 10)
-	tr := trailer{codec: Gzip, strategy: Checkpoints, size: 2 << 20, csize: 5000, count: 2, tableOff: 10}
+	payload := make([]byte, 10+2*32*4)
+	tr := trailer{codec: Gzip, strategy: Checkpoints, size: 2 << 20, csize: 5000, count: 2, tableOff: int64(len(payload))}
 	tr.tableCRC = crc32.Checksum(tab, castagnoli)
 	f.Add(append(append(payload, tab...), tr.encode()...))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -65,6 +69,13 @@ func FuzzIndex(f *testing.F) {
 		for i, c := range cps {
 			if c.Out > tr.size || c.WinOff+c.WinLen > tr.tableOff || (i > 0 && c.Out <= cps[i-1].Out) {
 				t.Fatalf("checkpoint %d accepted out of range: %+v", i, c)
+			}
+			end := tr.size
+			if i+1 < len(cps) {
+				end = cps[i+1].Out
+			}
+			if tr.codec == Gzip && c.B+4*subCount(end-c.Out) > tr.tableOff {
+				t.Fatalf("checkpoint %d: sub-sums beyond the payload: %+v", i, c)
 			}
 		}
 	})

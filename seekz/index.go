@@ -18,24 +18,30 @@ import (
 
 // The seek index file, all integers little-endian:
 //
-//	payload   gzip: the checkpoints' 32 KiB histories, each zstd-compressed
+//	payload   gzip: the checkpoints' histories (the part of the last 32 KiB
+//	          of output that matches copy from), each zstd-compressed, and
+//	          each segment's sub-sums: the CRC-32C (uint32) of every 32 KiB
+//	          of its output from its checkpoint on, the last one shorter
 //	table     count × 56-byte checkpoint records (below)
 //	trailer   96 bytes (below)
 //
 // A checkpoint record: In (int64: bit offset for gzip and bzip2, byte offset
-// otherwise), Out (int64, decompressed offset), A, B (int64, per codec),
+// otherwise), Out (int64, decompressed offset), A, B (int64, per codec; for
+// gzip A = 1 marks a member header and B is the payload offset of the
+// segment's sub-sums),
 // WinOff (int64, payload offset), WinLen (int64, compressed history
 // length), WinRaw (int64, history length), Sum (int64 holding the CRC-32C
 // of the decompressed bytes up to the next checkpoint, so that reads that
 // start mid-stream are checked too).
 //
-// The trailer: magic "CBIMGSZ1", version (uint32, 2), codec (uint8), strategy
+// The trailer: magic "CBIMGSZ1", version (uint32, 3: gzip checkpoints
+// every 256 KiB; version 2 indexes are rebuilt), codec (uint8), strategy
 // (uint8), 2 zero bytes, identity (32 bytes: SHA-256, see identity), size
 // (int64), compressed size (int64), count (int64), table offset (int64),
 // table CRC32C (uint32), trailer CRC32C over the bytes before it (uint32).
 const (
 	idxMagic    = "CBIMGSZ1"
-	idxVersion  = 2
+	idxVersion  = 3
 	cpBytes     = 64
 	trailerSize = 96
 )
@@ -148,6 +154,17 @@ func parseTable(b []byte, t *trailer) ([]checkpoint, error) {
 	}
 	if t.strategy == Checkpoints && t.size > 0 && (len(cps) == 0 || cps[0].Out != 0) {
 		return nil, fmt.Errorf("%w: no checkpoint at the start", ErrIndex)
+	}
+	if t.codec == Gzip {
+		for i, c := range cps {
+			end := t.size
+			if i+1 < len(cps) {
+				end = cps[i+1].Out
+			}
+			if n := subCount(end - c.Out); c.B < 0 || c.B > t.tableOff || n > (t.tableOff-c.B)/4 {
+				return nil, fmt.Errorf("%w: sub-sums of checkpoint %d out of range", ErrIndex, i)
+			}
+		}
 	}
 	return cps, nil
 }
@@ -332,23 +349,45 @@ type builder struct {
 	strategy Strategy
 	size     int64
 	enc      *zstd.Encoder
+	subSums  bool // store each segment's sub-sums (gzip)
 }
 
 // segSums computes each segment's CRC-32C as the pass's output flows by;
 // checkpoints must be added before the output they start reaches it.
 type segSums struct {
-	b   *builder
-	pos int64
-	j   int
-	crc uint32
+	b    *builder
+	pos  int64
+	j    int
+	crc  uint32
+	sub  uint32   // CRC-32C of the current sub-block
+	subs []uint32 // sub-sums of the current segment, when b.subSums
+	err  error
 }
+
+// subSum is the stretch of output each sub-sum covers.
+const subSum = 32 << 10
+
+// subCount is the number of sub-sums of a segment n bytes long.
+func subCount(n int64) int64 { return (n + subSum - 1) / subSum }
 
 func (s *segSums) Write(p []byte) (int, error) {
 	n := len(p)
+	if s.err != nil {
+		return 0, s.err
+	}
 	for len(p) > 0 {
 		k := len(p)
 		if s.j+1 < len(s.b.cps) {
 			k = int(min(int64(k), s.b.cps[s.j+1].Out-s.pos))
+		}
+		if s.b.subSums {
+			// Also cut at sub-block ends.
+			k = int(min(int64(k), subSum-(s.pos-s.b.cps[s.j].Out)%subSum))
+			s.sub = crc32.Update(s.sub, castagnoli, p[:k])
+			if (s.pos+int64(k)-s.b.cps[s.j].Out)%subSum == 0 {
+				s.subs = append(s.subs, s.sub)
+				s.sub = 0
+			}
 		}
 		s.crc = crc32.Update(s.crc, castagnoli, p[:k])
 		s.pos += int64(k)
@@ -361,19 +400,34 @@ func (s *segSums) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// finish stores the current segment's sum.
+// finish stores the current segment's sum (and sub-sums).
 func (s *segSums) finish() {
 	if s.j < len(s.b.cps) {
 		s.b.cps[s.j].Sum = int64(s.crc)
+		if s.b.subSums {
+			if s.pos > s.b.cps[s.j].Out && (s.pos-s.b.cps[s.j].Out)%subSum != 0 {
+				s.subs = append(s.subs, s.sub)
+			}
+			buf := make([]byte, 4*len(s.subs))
+			for i, v := range s.subs {
+				binary.LittleEndian.PutUint32(buf[4*i:], v)
+			}
+			s.b.cps[s.j].B = s.b.payload
+			if _, err := s.b.idx.Write(buf); err != nil && s.err == nil {
+				s.err = err
+			}
+			s.b.payload += int64(len(buf))
+		}
 	}
-	s.crc = 0
+	s.crc, s.sub, s.subs = 0, 0, s.subs[:0]
 }
 
 // sums wraps w so that the output written through it sets the checkpoints'
-// sums; call done at the end of the pass.
-func (b *builder) sums(w io.Writer) (io.Writer, func()) {
+// sums; call done at the end of the pass; it returns an error writing the
+// sub-sums.
+func (b *builder) sums(w io.Writer) (io.Writer, func() error) {
 	s := &segSums{b: b}
-	return io.MultiWriter(w, s), s.finish
+	return io.MultiWriter(w, s), func() error { s.finish(); return s.err }
 }
 
 // addWindow stores a history in the payload and returns its place.
@@ -585,12 +639,13 @@ func (r *Reader) readWindow(i int) ([]byte, error) {
 	if _, err := r.idx.ReadAt(comp, c.WinOff); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIndex, err)
 	}
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxHist))
-	if err != nil {
-		return nil, err
+	r.wdecOnce.Do(func() {
+		r.wdec, r.wdecErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxMemory(maxHist))
+	})
+	if r.wdecErr != nil {
+		return nil, r.wdecErr
 	}
-	defer d.Close()
-	w, err := d.DecodeAll(comp, make([]byte, 0, maxHist))
+	w, err := r.wdec.DecodeAll(comp, make([]byte, 0, maxHist))
 	if err != nil || int64(len(w)) != c.WinRaw {
 		return nil, fmt.Errorf("%w: history of checkpoint %d", ErrIndex, i)
 	}

@@ -2,6 +2,7 @@ package seekz
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -16,7 +17,7 @@ const (
 	maxHist  = 32 << 10 // DEFLATE's largest distance
 	winBytes = 1 << 17  // circular output buffer: history + unread output
 	winMask  = winBytes - 1
-	fastBits = 9
+	fastBits = 10
 	maxCode  = 15
 )
 
@@ -32,7 +33,38 @@ type bitReader struct {
 
 func (b *bitReader) bitPos() int64 { return (b.base+b.taken)*8 - int64(b.n) }
 
+// refill tops the accumulator up to at least 56 bits from buffered input,
+// eight bytes at a time; near the end of the input it may add fewer.
+func (b *bitReader) refill() {
+	if b.n > 56 {
+		return
+	}
+	p, _ := b.r.Peek(8)
+	if len(p) < 8 {
+		for b.n <= 56 {
+			c, err := b.r.ReadByte()
+			if err != nil {
+				return
+			}
+			b.taken++
+			b.acc |= uint64(c) << b.n
+			b.n += 8
+		}
+		return
+	}
+	k := (64 - b.n) >> 3
+	nn := b.n + k*8
+	// Bits above nn are cleared: other paths append bytes there.
+	b.acc = (b.acc | binary.LittleEndian.Uint64(p)<<b.n) & (uint64(1)<<nn - 1)
+	b.n = nn
+	b.r.Discard(int(k))
+	b.taken += int64(k)
+}
+
 func (b *bitReader) fill(need uint) error {
+	if b.n < need {
+		b.refill()
+	}
 	for b.n < need {
 		c, err := b.r.ReadByte()
 		if err != nil {
@@ -143,16 +175,14 @@ func reverse(code, l int) int {
 }
 
 func (h *huffman) decode(b *bitReader) (int, error) {
-	if b.n < fastBits {
-		b.fill(fastBits) // a short tail is handled by the slow walk
+	if b.n < maxCode {
+		b.refill() // a short tail is handled by the slow walk
 	}
-	if b.n >= fastBits {
-		if e := h.fast[b.acc&(1<<fastBits-1)]; e != 0 {
-			l := uint(e >> 9)
-			b.acc >>= l
-			b.n -= l
-			return int(e & 511), nil
-		}
+	if e := h.fast[b.acc&(1<<fastBits-1)]; e != 0 && uint(e>>9) <= b.n {
+		l := uint(e >> 9)
+		b.acc >>= l
+		b.n -= l
+		return int(e & 511), nil
 	}
 	code, first, index := 0, 0, 0
 	for l := 1; l <= maxCode; l++ {
@@ -257,6 +287,9 @@ type inflater struct {
 
 	// onBlock, if set, is called at every block start with its bit offset.
 	onBlock func(bit int64, out int64)
+	// minRef is the lowest output position a match has copied from since
+	// the indexing pass last set it: how much history a checkpoint needs.
+	minRef int64
 	// onMember, if set, is called at each member header with its byte offset.
 	onMember func(in int64, out int64)
 }
@@ -276,7 +309,8 @@ func newInflaterAt(src io.ReaderAt, size, bit int64, window []byte) (*inflater, 
 		return nil, fmt.Errorf("%w: checkpoint at bit %d out of range", ErrIndex, bit)
 	}
 	f := &inflater{}
-	f.br = bitReader{r: bufio.NewReaderSize(io.NewSectionReader(src, in, size-in), 256<<10), base: in}
+	// A small buffer: a random read decodes a few KiB of input.
+	f.br = bitReader{r: bufio.NewReaderSize(io.NewSectionReader(src, in, size-in), 32<<10), base: in}
 	if _, err := f.br.bits(uint(bit % 8)); err != nil {
 		return nil, err
 	}
@@ -350,6 +384,13 @@ func (f *inflater) step() error {
 		case stStored:
 			if f.stored == 0 {
 				f.state = stBlockHeader
+				continue
+			}
+			if f.br.n >= 8 { // bytes already in the accumulator (n is a multiple of 8 here)
+				f.put(byte(f.br.acc))
+				f.br.acc >>= 8
+				f.br.n -= 8
+				f.stored--
 				continue
 			}
 			if f.br.n == 0 {
@@ -606,14 +647,20 @@ func (f *inflater) dynamic() error {
 func (f *inflater) huffmanRun() error {
 	for f.wpos-f.rpos < winBytes-maxHist-1024 {
 		if f.copyLen > 0 {
-			// Copy in pieces no longer than the distance (so source and
-			// destination never overlap) and not across the window's end.
+			// Copy in pieces that never overlap and never cross the
+			// window's end. The output from src on repeats with period
+			// dist and wpos-src stays a multiple of it, so each piece may
+			// be as long as wpos-src: a run with a short distance (zeros)
+			// doubles its pieces instead of copying dist bytes at a time.
+			dist := int64(f.copyDist)
+			src := f.wpos - dist
 			for n := f.copyLen; n > 0; {
-				s, d := int((f.wpos-int64(f.copyDist))&winMask), int(f.wpos&winMask)
-				k := min(n, f.copyDist, winBytes-s, winBytes-d)
+				s, d := int(src&winMask), int(f.wpos&winMask)
+				k := min(n, int(f.wpos-src), winBytes-s, winBytes-d)
 				copy(f.win[d:d+k], f.win[s:s+k])
 				f.wpos += int64(k)
 				n -= k
+				src += (f.wpos - src) % dist
 			}
 			f.copyLen = 0
 			continue
@@ -651,6 +698,9 @@ func (f *inflater) huffmanRun() error {
 			dist := int(dstBase[d]) + int(x)
 			if int64(dist) > f.wpos-f.histStart {
 				return f.errAt(fmt.Errorf("%w: distance %d beyond the history", ErrCorrupt, dist))
+			}
+			if ref := f.wpos - int64(dist); ref < f.minRef {
+				f.minRef = ref
 			}
 			f.copyLen, f.copyDist = length, dist
 		}

@@ -18,6 +18,7 @@ package seekz
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -27,6 +28,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Errors; wrapped with detail and matched with errors.Is.
@@ -83,8 +86,9 @@ type Options struct {
 	// compressed bytes read and their total.
 	Progress func(done, total int64)
 	// Spacing is the decompressed distance between gzip and lz4
-	// checkpoints; 0 means 1 MiB, or more for streams over 128 GiB so that
-	// the checkpoint table stays under about 16 MiB of memory.
+	// checkpoints; 0 means 256 KiB for gzip (1 MiB for lz4), or more for
+	// streams over 64 GiB (128 GiB for lz4) so that the checkpoint table
+	// stays under 16 MiB of memory per unit of compression ratio.
 	Spacing int64
 	// SegmentLimit is the largest stretch served by decoding from a
 	// checkpoint (an xz block, an estimate for a zstd frame); larger ones
@@ -127,6 +131,10 @@ type Reader struct {
 	data *os.File // cache file
 	dec  segmentOpener
 
+	wdecOnce sync.Once // decoder of the gzip histories, shared
+	wdec     *zstd.Decoder
+	wdecErr  error
+
 	mu       sync.Mutex
 	idle     []*cursor
 	segs     []*decodedSeg // most recently used last
@@ -140,6 +148,8 @@ type decodedSeg struct {
 	seg  int
 	size int64     // the segment's length (fixed: read without mu)
 	data []byte    // decoded so far; cap is size
+	ok   int64     // bytes of data checked against sub-sums
+	subs []uint32  // the segment's sub-sums (gzip), loaded with it
 	rd   io.Reader // its decoder while not complete
 	cl   io.Closer
 	err  error
@@ -154,8 +164,10 @@ func (d *decodedSeg) release() {
 }
 
 const (
-	segWhole    = 8 << 20  // segments up to this size are decoded whole and kept
+	segWhole    = 8 << 20  // segments up to this size are decoded (as far as read) and kept
 	segCacheCap = 32 << 20 // bytes of decoded segments kept
+	maxLiveDec  = 8        // kept segments that also keep their decoder
+	gzipSpacing = 256 << 10
 )
 
 // cursor is a decoder positioned inside one segment, kept for the next
@@ -198,9 +210,6 @@ func OpenReaderAt(ctx context.Context, src io.ReaderAt, size int64, name string,
 }
 
 func open(ctx context.Context, src *pieceSet, opt Options) (*Reader, error) {
-	if opt.Spacing <= 0 {
-		opt.Spacing = max(1<<20, src.Size()/(128<<10))
-	}
 	if opt.SegmentLimit <= 0 {
 		opt.SegmentLimit = 64 << 20
 	}
@@ -215,6 +224,12 @@ func open(ctx context.Context, src *pieceSet, opt Options) (*Reader, error) {
 			return nil, err
 		}
 		codec = Detect(head[:n])
+	}
+	if opt.Spacing <= 0 {
+		opt.Spacing = max(1<<20, src.Size()/(128<<10))
+		if codec == Gzip {
+			opt.Spacing = max(gzipSpacing, src.Size()/(256<<10))
+		}
 	}
 	r := &Reader{src: src, segCap: segCacheCap}
 	r.info = Info{Codec: codec, Pieces: src.names, CompressedSize: src.Size()}
@@ -246,6 +261,14 @@ func Detect(b []byte) Codec {
 	return None
 }
 
+// Checked reports whether every byte ReadAt hands out is first checked
+// against the sums the indexing pass recorded (which itself checked the
+// codec's own checksums over the whole stream): true for gzip checkpoints,
+// whose reads check each 32 KiB they decode.
+func (r *Reader) Checked() bool {
+	return r.info.Codec == Gzip && r.info.Strategy == Checkpoints
+}
+
 // Info describes the stream and how it is served.
 func (r *Reader) Info() Info { return r.info }
 
@@ -271,6 +294,9 @@ func (r *Reader) Close() error {
 	r.mu.Unlock()
 	if r.idx != nil {
 		r.idx.Close()
+	}
+	if r.wdec != nil {
+		r.wdec.Close()
 	}
 	if r.data != nil {
 		r.data.Close()
@@ -316,7 +342,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		}
 		if end-r.cps[seg].Out <= segWhole {
 			want := min(int64(len(p)-n), end-o)
-			d, err := r.segUpTo(seg, end, o+want)
+			d, err := r.segUpTo(seg, end, o, o+want)
 			if err != nil {
 				return n, err
 			}
@@ -359,10 +385,11 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // segUpTo returns segment seg (ending at end) decoded at least up to upTo
-// and checked against its sum: decoded segments are kept. A segment that
-// fails is dropped, so a later read tries again (and fails again if the
-// stream is damaged).
-func (r *Reader) segUpTo(seg int, end, upTo int64) ([]byte, error) {
+// for a read starting at from: decoded segments are kept, and checked
+// against their sum once decoded to the end. A segment that fails is
+// dropped, so a later read tries again (and fails again if the stream is
+// damaged).
+func (r *Reader) segUpTo(seg int, end, from, upTo int64) ([]byte, error) {
 	r.mu.Lock()
 	var d *decodedSeg
 	for i, x := range r.segs {
@@ -396,6 +423,26 @@ func (r *Reader) segUpTo(seg int, end, upTo int64) ([]byte, error) {
 	if int64(len(d.data)) >= need {
 		return d.data, nil
 	}
+	// A read that starts where decoding stopped (a sequential reader) gets
+	// the rest of the segment decoded and checked at once: read-ahead. Any
+	// other read of a gzip segment decodes only to the end of the 32 KiB
+	// sub-block it needs (a random 4 KiB read costs on average half a
+	// segment), checked against its sub-sums; the segment's own sum is
+	// checked when a later read completes it. Other codecs decode whole
+	// segments.
+	target := need
+	if from-r.cps[seg].Out <= int64(len(d.data)) {
+		target = d.size
+	}
+	if d.subs == nil && r.info.Codec == Gzip {
+		subs, err := r.readSubs(seg, d.size)
+		if err != nil {
+			d.err = err
+			r.forget(d)
+			return nil, err
+		}
+		d.subs = subs
+	}
 	if d.rd == nil { // new, or evicted while another read used it
 		rd, cl, err := r.dec.open(r, seg)
 		if err != nil {
@@ -409,10 +456,27 @@ func (r *Reader) segUpTo(seg int, end, upTo int64) ([]byte, error) {
 		}
 		d.rd, d.cl = rd, cl
 	}
-	// The whole segment is decoded at once so that its sum is checked
-	// before any of it is handed out.
-	k, err := io.ReadFull(d.rd, d.data[len(d.data):cap(d.data)])
+	if d.subs != nil { // stop at a sub-block's end, so all that is handed out is checked
+		target = min(d.size, (target+subSum-1)/subSum*subSum)
+	} else {
+		target = d.size
+	}
+	k, err := io.ReadFull(d.rd, d.data[len(d.data):target])
 	d.data = d.data[:len(d.data)+k]
+	if err == nil && d.subs != nil {
+		for ; d.ok < int64(len(d.data)); d.ok += subSum {
+			e := min(d.ok+subSum, int64(len(d.data)))
+			if crc32.Checksum(d.data[d.ok:e], castagnoli) != d.subs[d.ok/subSum] {
+				err = fmt.Errorf("%w: decompressed bytes differ from when the image was indexed", ErrChecksum)
+				d.data = d.data[:d.ok]
+				break
+			}
+		}
+	}
+	if err == nil && int64(len(d.data)) < d.size {
+		r.liveDec(d)
+		return d.data, nil
+	}
 	if err == nil && crc32.Checksum(d.data, castagnoli) != uint32(r.cps[seg].Sum) {
 		err = fmt.Errorf("%w: decompressed bytes differ from when the image was indexed", ErrChecksum)
 	}
@@ -423,6 +487,47 @@ func (r *Reader) segUpTo(seg int, end, upTo int64) ([]byte, error) {
 		return nil, d.err
 	}
 	return d.data, nil
+}
+
+// readSubs reads the sub-sums of gzip segment seg, size bytes long.
+func (r *Reader) readSubs(seg int, size int64) ([]uint32, error) {
+	b := make([]byte, 4*subCount(size))
+	if _, err := r.idx.ReadAt(b, r.cps[seg].B); err != nil {
+		return nil, fmt.Errorf("%w: sub-sums of checkpoint %d: %v", ErrIndex, seg, err)
+	}
+	subs := make([]uint32, len(b)/4)
+	for i := range subs {
+		subs[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return subs, nil
+}
+
+// liveDec notes that d keeps its decoder (called with d.mu held); beyond
+// maxLiveDec, the least recently used other segments drop theirs (their
+// decoded bytes stay; a read past them decodes again from the checkpoint).
+func (r *Reader) liveDec(d *decodedSeg) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	live := 0
+	for i := len(r.segs) - 1; i >= 0; i-- {
+		x := r.segs[i]
+		if x == d {
+			live++
+			continue
+		}
+		if !x.mu.TryLock() { // in use by another read: counts as live
+			live++
+			continue
+		}
+		if x.rd != nil {
+			if live >= maxLiveDec-1 {
+				x.release()
+			} else {
+				live++
+			}
+		}
+		x.mu.Unlock()
+	}
 }
 
 // forget drops d from the kept segments; called with d.mu held. Whoever

@@ -258,6 +258,10 @@ func (c *czImage) Verify(ctx context.Context, progress func(done int64)) (*anyim
 // mapped maps stream errors to the image errors the commands know.
 type mapped struct{ r *seekz.Reader }
 
+// SourceChecked tells the partclone reader that the stream checks what it
+// hands out (see seekz.Reader.Checked).
+func (m mapped) SourceChecked() bool { return m.r.Checked() }
+
 func (m mapped) ReadAt(p []byte, off int64) (int, error) {
 	n, err := m.r.ReadAt(p, off)
 	if err != nil && err != io.EOF {

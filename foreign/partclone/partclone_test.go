@@ -348,3 +348,45 @@ func zero(b []byte) bool {
 	}
 	return true
 }
+
+// selfChecked is a source that says it checks what it hands out.
+type selfChecked struct{ *bytes.Reader }
+
+func (selfChecked) SourceChecked() bool { return true }
+
+// TestSourceChecked: from a source that checks itself, reads go straight to
+// the blocks (no checksum groups loaded) and give the same bytes; Verify
+// still checks partclone's checksums.
+func TestSourceChecked(t *testing.T) {
+	b := fat16Image(t, "-k", "7")
+	checked, err := openBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(selfChecked{bytes.NewReader(b)}, int64(len(b)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !checked.Checked() || r.Checked() {
+		t.Fatalf("checked %v / %v", checked.Checked(), r.Checked())
+	}
+	if !bytes.Equal(readAll(t, r, r.Size()), readAll(t, checked, checked.Size())) {
+		t.Fatal("reads differ")
+	}
+	for off := int64(0); off+4096 <= r.Size(); off += 65537 {
+		p, q := make([]byte, 4096), make([]byte, 4096)
+		if _, err := r.ReadAt(p, off); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := checked.ReadAt(q, off); err != nil || !bytes.Equal(p, q) {
+			t.Fatalf("4 KiB at %d differs (%v)", off, err)
+		}
+	}
+	if r.cache.ll.Len() != 0 {
+		t.Fatalf("%d groups loaded", r.cache.ll.Len())
+	}
+	res, err := r.Verify(context.Background(), nil)
+	if err != nil || res.Groups == 0 || len(res.Problems) != 0 {
+		t.Fatalf("verify: %+v, %v", res, err)
+	}
+}

@@ -21,8 +21,9 @@
 // default) are checked: a read loads the checksum groups it touches (1 MiB
 // each by default), checks their CRC32 and keeps them in the cache. Other
 // layouts (no checksums, chained CRCs, version 0001's per-block CRC, groups
-// over 8 MiB) are read unchecked; Verify and Used check everything in one
-// pass front to back.
+// over 8 MiB) are read unchecked, and so are reads from a source that checks
+// itself (SourceChecker); Verify and Used check everything in one pass front
+// to back.
 package partclone
 
 import (
@@ -57,6 +58,14 @@ type Reader struct {
 	perSum    int64 // blocks per checksum (0: none)
 	checked   bool  // ReadAt checks groups
 	cache     *groupCache
+}
+
+// SourceChecker is a source that checks every byte it hands out against
+// sums of the image as written (a seek-indexed gzip stream whose indexing
+// pass checked the member CRCs): ReadAt then reads blocks without loading
+// their checksum groups. Verify still checks every checksum.
+type SourceChecker interface {
+	SourceChecked() bool
 }
 
 // maxCheckedGroup is the largest checksum group ReadAt loads and checks.
@@ -202,6 +211,12 @@ func (r *Reader) layout() error {
 		return fe("image", r.dataStart+want, image.ErrFormat, "%d bytes after the last block", avail-want)
 	}
 	r.checked = h.Version == 2 && h.CsumMode == CsumCRC32 && h.Reseed && r.perSum*bs <= maxCheckedGroup
+	if sc, ok := r.src.(SourceChecker); ok && sc.SourceChecked() {
+		// Loading a whole group (1 MiB) per cold 4 KiB read would cost a
+		// compressed source most of its random-read time, and its own
+		// checks already cover the bytes partclone wrote.
+		r.checked = false
+	}
 	return nil
 }
 
