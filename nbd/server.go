@@ -265,7 +265,7 @@ func (cn *conn) option(opt uint32, data []byte) (ex *Export, done bool, err erro
 		}
 		for _, e := range cn.s.Exports {
 			b := binary.BigEndian.AppendUint32(nil, uint32(len(e.Name)))
-			cn.reply(opt, repServer, b, []byte(e.Name))
+			cn.reply(opt, repServer, b, []byte(e.Name), []byte(e.Description))
 		}
 		return nil, false, cn.reply(opt, repAck)
 	case optInfo, optGo:

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cbimg/cbimg/anyimage"
+	"github.com/cbimg/cbimg/disk/disktest"
 	"github.com/cbimg/cbimg/internal/testvol"
 )
 
@@ -390,5 +391,103 @@ func TestServeNBDBadClients(t *testing.T) {
 	// A second server on the same socket is refused.
 	if _, stderr, code := cbimg(t, nil, "serve", img, "--nbd", "unix:"+s.sock); code != exitRefused {
 		t.Errorf("second server on a busy socket: exit %d (%s), want %d", code, stderr, exitRefused)
+	}
+}
+
+// A virtual disk and a raw disk file are served whole and per partition
+// ("partN"); DISK@N serves one partition. Bytes equal the raw disk's.
+func TestServeNBDDisk(t *testing.T) {
+	testvol.Need(t, "nbdinfo", "nbdcopy", "qemu-img")
+	raw := disktest.GPT(t)
+	rawBytes, err := os.ReadFile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qcow := filepath.Join(t.TempDir(), "disk.qcow2")
+	testvol.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow)
+	tab := disktest.SfdiskJSON(t, raw)
+	part := func(n int) []byte {
+		for _, p := range tab.Partitions {
+			if p.Number() == n {
+				ss := int64(tab.SectorSize)
+				return rawBytes[p.Start*ss : (p.Start+p.Size)*ss]
+			}
+		}
+		t.Fatalf("no partition %d", n)
+		return nil
+	}
+	copyOf := func(uri string) []byte {
+		out := filepath.Join(t.TempDir(), "copy")
+		run(t, "nbdcopy", uri, out)
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, disk := range []string{qcow, raw} {
+		s := serve(t, disk, 1+len(tab.Partitions))
+		if want := []string{s.uri(""), s.uri("part1"), s.uri("part2"), s.uri("part3"), s.uri("part4")}; fmt.Sprint(s.uris) != fmt.Sprint(want) {
+			t.Errorf("%s: URIs %v, want %v", disk, s.uris, want)
+		}
+		list := run(t, "nbdinfo", "--list", s.uri(""))
+		if !strings.Contains(list, `export="part3"`) || !strings.Contains(list, "whole disk") {
+			t.Errorf("nbdinfo --list of %s:\n%s", disk, list)
+		}
+		if !bytes.Equal(copyOf(s.uri("")), rawBytes) {
+			t.Errorf("%s: the whole-disk export differs from the raw disk", disk)
+		}
+		if !bytes.Equal(copyOf(s.uri("part3")), part(3)) {
+			t.Errorf("%s: part3 differs from partition 3 of the raw disk", disk)
+		}
+		if out, err := exec.Command("nbdinfo", s.uri("part9")).CombinedOutput(); err == nil {
+			t.Errorf("export part9 of %s opened: %s", disk, out)
+		}
+	}
+	s := serve(t, qcow+"@1", 1)
+	if !bytes.Equal(copyOf(s.uri("")), part(1)) {
+		t.Error("DISK@1 differs from partition 1 of the raw disk")
+	}
+}
+
+// The kernel's NBD client reads the export as a block device.
+func TestServeNBDKernel(t *testing.T) {
+	testvol.Need(t, "nbd-client")
+	if _, err := os.Stat("/dev/nbd0"); err != nil {
+		if out, err := exec.Command("modprobe", "nbd").CombinedOutput(); err != nil {
+			t.Skipf("kernel NBD client unavailable: no /dev/nbd0 and modprobe nbd failed: %v %s", err, bytes.TrimSpace(out))
+		}
+		if _, err := os.Stat("/dev/nbd0"); err != nil {
+			t.Skipf("kernel NBD client unavailable: no /dev/nbd0 after modprobe nbd")
+		}
+	}
+	fat := testvol.FAT(t, testvol.FATSpec{Bits: 16, SizeMiB: 32, Content: "basic"})
+	img := filepath.Join(t.TempDir(), "fat.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", "-q", fat, img); code != 0 {
+		t.Fatalf("backup: %s", stderr)
+	}
+	s := serve(t, img, 1)
+	dev := ""
+	for i := range 16 {
+		d := fmt.Sprintf("/dev/nbd%d", i)
+		if exec.Command("nbd-client", "-c", d).Run() != nil { // not connected
+			if out, err := exec.Command("nbd-client", "-unix", s.sock, d, "-readonly", "-N", "").CombinedOutput(); err != nil {
+				t.Skipf("nbd-client %s: %v %s", d, err, out)
+			}
+			dev = d
+			break
+		}
+	}
+	if dev == "" {
+		t.Skip("no free /dev/nbdN")
+	}
+	defer exec.Command("nbd-client", "-d", dev).Run()
+	a, err := os.ReadFile(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(fat)
+	if !bytes.Equal(a, b) {
+		t.Errorf("%s (%d bytes) differs from the volume (%d bytes)", dev, len(a), len(b))
 	}
 }
