@@ -448,6 +448,47 @@ func TestServeNBDDisk(t *testing.T) {
 	if !bytes.Equal(copyOf(s.uri("")), part(1)) {
 		t.Error("DISK@1 differs from partition 1 of the raw disk")
 	}
+	// A qcow2 overlay over the export takes writes; the export stays as it was.
+	overlay := filepath.Join(t.TempDir(), "overlay.qcow2")
+	run(t, "qemu-img", "create", "-f", "qcow2", "-b", s.uri(""), "-F", "raw", overlay)
+	run(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 4096 8192", overlay)
+	run(t, "qemu-io", "-f", "qcow2", "-c", "read -P 0x5a 4096 8192", overlay)
+	if !bytes.Equal(copyOf(s.uri("")), part(1)) {
+		t.Error("the export changed under a written overlay")
+	}
+}
+
+// A damaged chunk fails the reads that need it with an error the client
+// sees; the server logs it and goes on serving.
+func TestServeNBDDamaged(t *testing.T) {
+	testvol.Need(t, "nbdinfo", "nbdcopy")
+	fat := testvol.FAT(t, testvol.FATSpec{Bits: 16, SizeMiB: 32, Content: "basic"})
+	img := filepath.Join(t.TempDir(), "fat.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", "-q", "--compress", "none", fat, img); code != 0 {
+		t.Fatalf("backup: %s", stderr)
+	}
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)*6/10] ^= 0xff
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, code := cbimg(t, nil, "verify", "-q", img); code != exitDamaged {
+		t.Fatalf("verify of the damaged image: exit %d, want %d", code, exitDamaged)
+	}
+	s := serve(t, img, 1)
+	out := filepath.Join(t.TempDir(), "copy")
+	if b, err := exec.Command("nbdcopy", s.uri(""), out).CombinedOutput(); err == nil {
+		t.Errorf("nbdcopy of a damaged image succeeded: %s", b)
+	}
+	if size := strings.TrimSpace(run(t, "nbdinfo", "--size", s.uri(""))); size != strconv.Itoa(32<<20) {
+		t.Errorf("after the failed copy: size %s", size)
+	}
+	if !strings.Contains(s.errb.String(), "nbd: read") {
+		t.Errorf("the failed read is not logged: %s", s.errb)
+	}
 }
 
 // The kernel's NBD client reads the export as a block device.
