@@ -3,7 +3,8 @@
 // name its sections): the fixed newstyle handshake, NBD_OPT_INFO and
 // NBD_OPT_GO with block size constraints, structured replies, the
 // "base:allocation" metadata context for NBD_CMD_BLOCK_STATUS, reads,
-// flush and disconnect. Writes are refused with EPERM.
+// flush and disconnect. Writes are refused with EPERM unless the export has
+// a Writer (a copy-on-write Overlay).
 //
 // Every connection is on its own: a client that sends garbage or goes away
 // mid-transfer ends only its connection. Requests are bounded (MaxRead) and
@@ -50,6 +51,15 @@ type Export struct {
 	// Extents, when set, describes [off, off+n) as consecutive runs
 	// starting at off (they may end early); nil reports all as data.
 	Extents func(off, n int64) []Extent
+	// Writer, when set, makes the export writable (an Overlay); nil
+	// refuses writes with EPERM.
+	Writer Writer
+}
+
+// Writer takes an export's writes; Sync makes them durable.
+type Writer interface {
+	io.WriterAt
+	Sync() error
 }
 
 // Server serves Exports to every connection of a listener.
@@ -154,7 +164,11 @@ func (cn *conn) export(name string) *Export {
 }
 
 func (ex *Export) flags() uint16 {
-	return tflagHasFlags | tflagReadOnly | tflagSendFlush | tflagSendCache | tflagCanMultiConn
+	f := uint16(tflagHasFlags | tflagSendFlush | tflagSendCache | tflagCanMultiConn)
+	if ex.Writer == nil {
+		f |= tflagReadOnly
+	}
+	return f
 }
 
 func (ex *Export) blockSize() uint32 {

@@ -49,13 +49,30 @@ func (cn *conn) transmit(ex *Export) error {
 			if rq.length > MaxRead {
 				return fmt.Errorf("%w: write of %d bytes", ErrProtocol, rq.length)
 			}
-			if _, err := io.CopyN(io.Discard, cn.r, int64(rq.length)); err != nil {
+			if ex.Writer == nil {
+				if _, err := io.CopyN(io.Discard, cn.r, int64(rq.length)); err != nil {
+					return err
+				}
+				cn.simple(rq.cookie, errPerm, nil)
+				continue
+			}
+			buf := make([]byte, rq.length)
+			if err := cn.readFull(buf); err != nil {
 				return err
 			}
-			cn.simple(rq.cookie, errPerm, nil)
+			cn.write(ex, rq, buf)
 		case cmdTrim, cmdWriteZeroes, cmdResize:
 			cn.simple(rq.cookie, errPerm, nil)
-		case cmdFlush, cmdCache:
+		case cmdFlush:
+			if ex.Writer != nil {
+				if err := ex.Writer.Sync(); err != nil {
+					cn.s.logf("nbd: flush: %v", err)
+					cn.fail(rq.cookie, errIO, err.Error())
+					continue
+				}
+			}
+			cn.simple(rq.cookie, 0, nil)
+		case cmdCache:
 			cn.simple(rq.cookie, 0, nil)
 		case cmdRead, cmdBlockStatus:
 			sem <- struct{}{}
@@ -199,4 +216,18 @@ func (cn *conn) blockStatus(ex *Export, rq request) {
 		p = binary.BigEndian.AppendUint32(p, 0)
 	}
 	cn.send(chunkHeader(rq.cookie, replyFlagDone, replyTypeBlockStatus, len(p)), p)
+}
+
+// write answers NBD_CMD_WRITE on a writable export.
+func (cn *conn) write(ex *Export, rq request, buf []byte) {
+	if !inRange(ex, rq) {
+		cn.fail(rq.cookie, errInval, "write outside the export")
+		return
+	}
+	if _, err := ex.Writer.WriteAt(buf, int64(rq.off)); err != nil {
+		cn.s.logf("nbd: write %d bytes at %d: %v", rq.length, rq.off, err)
+		cn.fail(rq.cookie, errIO, err.Error())
+		return
+	}
+	cn.simple(rq.cookie, 0, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -24,6 +25,7 @@ func init() { extraCommands = append(extraCommands, newServeCommand) }
 type serveOptions struct {
 	NBD       string
 	CacheSize string
+	Overlay   string
 }
 
 func newServeCommand(g *globalOptions) *cobra.Command {
@@ -42,14 +44,18 @@ A virtual disk (VHD, VHDX, qcow2, VMDK, E01) or a raw disk file with a
 partition table is exported whole under the default name, and each partition
 as "partN"; DISK@N exports one partition.
 
-The export is read-only: writes are refused with EPERM. Several clients may
+The export is read-only: writes are refused with EPERM. With --overlay FILE it
+takes writes, kept in FILE (copy-on-write, 4 KiB blocks; the image is never
+written): serve the same image with the same FILE again to see them. With
+--overlay a disk is exported whole only. Several clients may
 connect at once. The URI to connect to is printed on standard output; serve
 runs until Ctrl-C or SIGTERM. Listen on a Unix socket or on 127.0.0.1 unless
 the network is trusted: NBD has no authentication here.`,
 		Example: `  cbimg serve sdb1.cbi --nbd unix:/tmp/sdb1.sock
   nbdinfo --map 'nbd+unix:///?socket=/tmp/sdb1.sock'
   qemu-img convert -f raw 'nbd+unix:///?socket=/tmp/sdb1.sock' sdb1.qcow2
-  cbimg serve disk.vhdx --nbd tcp:127.0.0.1:10809   # nbd://127.0.0.1/part2`,
+  cbimg serve disk.vhdx --nbd tcp:127.0.0.1:10809   # nbd://127.0.0.1/part2
+  cbimg serve c.cbi --overlay c.overlay --nbd unix:/tmp/c.sock   # writable; c.cbi stays untouched`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd.Context(), cmd.OutOrStdout(), g, o, args[0])
@@ -58,6 +64,7 @@ the network is trusted: NBD has no authentication here.`,
 	f := cmd.Flags()
 	f.StringVar(&o.NBD, "nbd", "tcp:127.0.0.1:10809", "where to listen: `unix:PATH` or tcp:HOST:PORT")
 	f.StringVar(&o.CacheSize, "cache-size", "64M", "memory for decompressed chunks, `SIZE` such as 256M")
+	f.StringVar(&o.Overlay, "overlay", "", "make the export writable, keeping every write in `FILE` (created, or reused over the same image); the image is never written")
 	return cmd
 }
 
@@ -177,6 +184,28 @@ func runServe(ctx context.Context, out io.Writer, g *globalOptions, o *serveOpti
 		return err
 	}
 	defer closer.Close()
+	if o.Overlay != "" {
+		ex := &exports[0]
+		id := ""
+		if img, ok := closer.(anyimage.Image); ok {
+			id = img.Info().Digest
+		}
+		if id == "" {
+			abs, _ := filepath.Abs(path)
+			id = abs
+		}
+		ov, err := nbd.OpenOverlay(o.Overlay, ex.Data, ex.Size, id)
+		if err != nil {
+			if errors.Is(err, nbd.ErrOverlayMismatch) {
+				return refused{err}
+			}
+			return err
+		}
+		defer ov.Close()
+		ex.Data, ex.Writer, ex.Extents = ov, ov, ov.Extents(ex.Extents)
+		ex.Description += " with overlay"
+		exports = exports[:1]
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -201,7 +230,11 @@ func runServe(ctx context.Context, out io.Writer, g *globalOptions, o *serveOpti
 			fmt.Fprintln(out, u)
 		}
 	}
-	say(g, os.Stderr, "Serving %s read-only over NBD (%s). Press Ctrl-C to stop.\n", path, human(exports[0].Size))
+	mode := "read-only"
+	if o.Overlay != "" {
+		mode = "writes to " + o.Overlay
+	}
+	say(g, os.Stderr, "Serving %s (%s) over NBD, %s. Press Ctrl-C to stop.\n", path, human(exports[0].Size), mode)
 	err = srv.Serve(ctx, l)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("nbd: %w", err)

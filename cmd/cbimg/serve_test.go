@@ -31,6 +31,8 @@ type served struct {
 	uris []string // as printed, one per export
 	cmd  *exec.Cmd
 	errb *bytes.Buffer
+	// stopFn stops the server (SIGTERM; it must exit 0); also at cleanup.
+	stopFn func()
 }
 
 // uri names an export of the server ("" is the default).
@@ -38,11 +40,11 @@ func (s *served) uri(name string) string { return "nbd+unix:///" + name + "?sock
 
 // serve starts "cbimg serve IMAGE" and waits for it to print its URIs; the
 // server is stopped with SIGTERM at cleanup and must exit 0.
-func serve(t *testing.T, image string, nexports int) *served {
+func serve(t *testing.T, image string, nexports int, extra ...string) *served {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "nbd.sock")
 	s := &served{sock: sock, errb: &bytes.Buffer{}}
-	s.cmd = exec.Command(bin, "serve", image, "--nbd", "unix:"+sock)
+	s.cmd = exec.Command(bin, append([]string{"serve", image, "--nbd", "unix:" + sock}, extra...)...)
 	s.cmd.Stderr = s.errb
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -72,16 +74,25 @@ func serve(t *testing.T, image string, nexports int) *served {
 			t.Fatalf("serve %s printed no URI: %s", image, s.errb)
 		}
 	}
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		if err := s.cmd.Wait(); err != nil {
-			t.Errorf("serve %s: %v: %s", image, err, s.errb)
-		}
-		if _, err := os.Stat(sock); err == nil {
-			t.Errorf("serve left its socket %s behind", sock)
-		}
-	})
+	t.Cleanup(s.stop(t))
 	return s
+}
+
+// stop returns a function that stops the server once.
+func (s *served) stop(t *testing.T) func() {
+	var once sync.Once
+	s.stopFn = func() {
+		once.Do(func() {
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			if err := s.cmd.Wait(); err != nil {
+				t.Errorf("serve: %v: %s", err, s.errb)
+			}
+			if _, err := os.Stat(s.sock); err == nil {
+				t.Errorf("serve left its socket %s behind", s.sock)
+			}
+		})
+	}
+	return s.stopFn
 }
 
 // run runs a client tool and fails the test when it fails.
@@ -530,5 +541,70 @@ func TestServeNBDKernel(t *testing.T) {
 	b, _ := os.ReadFile(fat)
 	if !bytes.Equal(a, b) {
 		t.Errorf("%s (%d bytes) differs from the volume (%d bytes)", dev, len(a), len(b))
+	}
+}
+
+// With --overlay the export takes writes, kept in the overlay file across
+// restarts; the image is never written; the overlay of another image is
+// refused.
+func TestServeNBDOverlay(t *testing.T) {
+	testvol.Need(t, "nbdinfo", "nbdcopy", "qemu-io")
+	fat := testvol.FAT(t, testvol.FATSpec{Bits: 16, SizeMiB: 32, Content: "basic"})
+	dir := t.TempDir()
+	img, restored, ov := filepath.Join(dir, "fat.cbi"), filepath.Join(dir, "restored"), filepath.Join(dir, "fat.overlay")
+	for _, args := range [][]string{{"backup", "-q", fat, img}, {"restore", "-q", "--yes", img, restored}} {
+		if _, stderr, code := cbimg(t, nil, args...); code != 0 {
+			t.Fatalf("%v: %s", args, stderr)
+		}
+	}
+	want, err := os.ReadFile(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgSum := testvol.FileSHA256(t, img)
+	s := serve(t, img, 1, "--overlay", ov)
+	var got []mapEntry
+	if err := json.Unmarshal([]byte(run(t, "nbdinfo", "--map", "--json", s.uri(""))), &got); err != nil {
+		t.Fatal(err)
+	}
+	hole := got[len(got)-1]
+	if hole.Type != 3 {
+		t.Fatalf("no hole at the end: %v", got)
+	}
+	// Unaligned writes across blocks, one of them into free space.
+	writes := []struct{ off, n int64 }{{1000, 5000}, {hole.Offset + 12345, 9000}}
+	for i, w := range writes {
+		run(t, "qemu-io", "-f", "raw", "-c", fmt.Sprintf("write -P %d %d %d", 0x41+i, w.off, w.n), s.uri(""))
+		copy(want[w.off:w.off+w.n], bytes.Repeat([]byte{byte(0x41 + i)}, int(w.n)))
+	}
+	if strings.Contains(run(t, "nbdinfo", s.uri("")), "is_read_only: true") {
+		t.Error("the export with an overlay is read-only")
+	}
+	got = nil
+	json.Unmarshal([]byte(run(t, "nbdinfo", "--map", "--json", s.uri(""))), &got)
+	for _, e := range got {
+		if e.Type == 3 && e.Offset < writes[1].off+writes[1].n && writes[1].off < e.Offset+e.Length {
+			t.Errorf("written range still reported as a hole: %v", e)
+		}
+	}
+	s.stopFn()
+
+	s = serve(t, img, 1, "--overlay", ov)
+	out := filepath.Join(t.TempDir(), "copy")
+	run(t, "nbdcopy", s.uri(""), out)
+	if b, _ := os.ReadFile(out); !bytes.Equal(b, want) {
+		t.Error("after a restart, the export is not the restore with the writes")
+	}
+	s.stopFn()
+	if testvol.FileSHA256(t, img) != imgSum {
+		t.Error("the image changed")
+	}
+
+	other := filepath.Join(dir, "other.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", "-q", testvol.FAT(t, testvol.FATSpec{Bits: 12, Content: "basic"}), other); code != 0 {
+		t.Fatalf("backup: %s", stderr)
+	}
+	if _, stderr, code := cbimg(t, nil, "serve", other, "--overlay", ov, "--nbd", "unix:"+filepath.Join(dir, "x.sock")); code != exitRefused {
+		t.Errorf("overlay of another image: exit %d (%s), want %d", code, stderr, exitRefused)
 	}
 }
