@@ -43,13 +43,7 @@ func (a *Allocation) Extents(off, n int64) []Extent {
 	bits := min(a.Bits, uint64(len(a.Bitmap))*8)
 	end := off + n
 	var out []Extent
-	add := func(l int64, hole bool) {
-		if k := len(out); k > 0 && out[k-1].Hole == hole {
-			out[k-1].Length += l
-			return
-		}
-		out = append(out, Extent{l, hole})
-	}
+	add := func(l int64, hole bool) { out = appendExtent(out, l, hole) }
 	gridEnd := a.Origin + int64(bits)*a.Unit
 	for pos := off; pos < end && len(out) < maxDescriptors; {
 		if a.Unit <= 0 || pos < a.Origin || pos >= gridEnd {
@@ -80,4 +74,13 @@ func (a *Allocation) Extents(off, n int64) []Extent {
 		pos = next
 	}
 	return out
+}
+
+// appendExtent appends a run, merging it into a last run of its kind.
+func appendExtent(out []Extent, l int64, hole bool) []Extent {
+	if k := len(out); k > 0 && out[k-1].Hole == hole {
+		out[k-1].Length += l
+		return out
+	}
+	return append(out, Extent{l, hole})
 }

@@ -209,13 +209,7 @@ func (o *Overlay) Extents(base func(off, n int64) []Extent) func(off, n int64) [
 			in = []Extent{{n, false}}
 		}
 		var out []Extent
-		add := func(l int64, hole bool) {
-			if k := len(out); k > 0 && out[k-1].Hole == hole {
-				out[k-1].Length += l
-				return
-			}
-			out = append(out, Extent{l, hole})
-		}
+		add := func(l int64, hole bool) { out = appendExtent(out, l, hole) }
 		o.mu.RLock()
 		defer o.mu.RUnlock()
 		pos := off
