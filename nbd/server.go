@@ -34,6 +34,41 @@ const inFlight = 4
 // handshakeTimeout bounds the option haggling of one client.
 const handshakeTimeout = 30 * time.Second
 
+// maxConns bounds the connections served at once; more are closed.
+const maxConns = 128
+
+// bufferBudget bounds the memory of request buffers of all connections.
+const bufferBudget = 256 << 20
+
+// budget hands out request-buffer bytes, waiting while bufferBudget is
+// spent (one request always passes, so none waits forever).
+type budget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	used int64
+}
+
+func (b *budget) acquire(n int64) {
+	b.mu.Lock()
+	if b.cond == nil {
+		b.cond = sync.NewCond(&b.mu)
+	}
+	for b.used > 0 && b.used+n > bufferBudget {
+		b.cond.Wait()
+	}
+	b.used += n
+	b.mu.Unlock()
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	if b.cond != nil {
+		b.cond.Broadcast()
+	}
+	b.mu.Unlock()
+}
+
 // Extent is a run of an export: Hole runs read as zeros and hold no data.
 type Extent struct {
 	Length int64
@@ -67,8 +102,9 @@ type Server struct {
 	Exports []Export
 	Log     *log.Logger // nil: discard
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	budget budget
 }
 
 // ErrProtocol marks a client that broke the protocol; its connection closes.
@@ -110,6 +146,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		s.mu.Lock()
 		if s.conns == nil {
 			s.conns = map[net.Conn]struct{}{}
+		}
+		if len(s.conns) >= maxConns {
+			s.mu.Unlock()
+			s.logf("nbd: %d connections already: closing a new one", maxConns)
+			c.Close()
+			continue
 		}
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // maxDescriptors bounds one block-status reply.
 const maxDescriptors = 1 << 16
+
+// writeTimeout bounds the sending of one reply.
+const writeTimeout = 2 * time.Minute
 
 type request struct {
 	flags, typ uint16
@@ -56,11 +60,16 @@ func (cn *conn) transmit(ex *Export) error {
 				cn.simple(rq.cookie, errPerm, nil)
 				continue
 			}
+			cn.s.budget.acquire(int64(rq.length))
 			buf := make([]byte, rq.length)
-			if err := cn.readFull(buf); err != nil {
+			err := cn.readFull(buf)
+			if err == nil {
+				cn.write(ex, rq, buf)
+			}
+			cn.s.budget.release(int64(rq.length))
+			if err != nil {
 				return err
 			}
-			cn.write(ex, rq, buf)
 		case cmdTrim, cmdWriteZeroes, cmdResize:
 			cn.simple(rq.cookie, errPerm, nil)
 		case cmdFlush:
@@ -96,6 +105,9 @@ func (cn *conn) transmit(ex *Export) error {
 func (cn *conn) send(parts ...[]byte) {
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
+	// A client that stops reading its replies must not hold buffers for
+	// ever.
+	cn.c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	for _, p := range parts {
 		if _, err := cn.w.Write(p); err != nil {
 			cn.c.Close()
@@ -158,6 +170,8 @@ func (cn *conn) read(ex *Export, rq request) {
 		cn.fail(rq.cookie, errInval, "read outside the export")
 		return
 	}
+	cn.s.budget.acquire(int64(rq.length))
+	defer cn.s.budget.release(int64(rq.length))
 	buf := make([]byte, rq.length)
 	n, err := ex.Data.ReadAt(buf, int64(rq.off))
 	if n == len(buf) {
