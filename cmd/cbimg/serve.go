@@ -171,7 +171,7 @@ func openExports(g *globalOptions, path string, cacheBytes int64) ([]nbd.Export,
 			d.Close()
 		}
 	}
-	return nil, nil, fmt.Errorf("%s: %w", path, err)
+	return nil, nil, err
 }
 
 func runServe(ctx context.Context, out io.Writer, g *globalOptions, o *serveOptions, path string) error {
