@@ -47,13 +47,14 @@ as "partN"; DISK@N exports one partition.
 The export is read-only: writes are refused with EPERM. With --overlay FILE it
 takes writes, kept in FILE (copy-on-write, 4 KiB blocks; the image is never
 written): serve the same image with the same FILE again to see them. With
---overlay a disk is exported whole only. Several clients may
-connect at once. The URI to connect to is printed on standard output; serve
-runs until Ctrl-C or SIGTERM. Listen on a Unix socket or on 127.0.0.1 unless
+--overlay a disk is exported whole only. Several clients may connect at once.
+The URI of each export is printed on standard output (with --json one object:
+{"exports": [{"uri", "export", "size"}, ...]}); serve runs until Ctrl-C or
+SIGTERM. Listen on a Unix socket or on 127.0.0.1 unless
 the network is trusted: NBD has no authentication here.`,
 		Example: `  cbimg serve sdb1.cbi --nbd unix:/tmp/sdb1.sock
   nbdinfo --map 'nbd+unix:///?socket=/tmp/sdb1.sock'
-  qemu-img convert -f raw 'nbd+unix:///?socket=/tmp/sdb1.sock' sdb1.qcow2
+  qemu-img convert -f raw -O qcow2 'nbd+unix:///?socket=/tmp/sdb1.sock' sdb1.qcow2
   cbimg serve disk.vhdx --nbd tcp:127.0.0.1:10809   # nbd://127.0.0.1/part2
   cbimg serve c.cbi --overlay c.overlay --nbd unix:/tmp/c.sock   # writable; c.cbi stays untouched`,
 		Args: cobra.ExactArgs(1),
@@ -218,17 +219,23 @@ func runServe(ctx context.Context, out io.Writer, g *globalOptions, o *serveOpti
 	if g.Quiet {
 		srv.Log = log.New(io.Discard, "", 0)
 	}
+	type exportJSON struct {
+		URI    string `json:"uri"`
+		Export string `json:"export"`
+		Size   int64  `json:"size"`
+	}
+	var js []exportJSON
 	for _, e := range exports {
 		u := strings.Replace(uri, "{name}", url.PathEscape(e.Name), 1)
-		if g.JSON {
-			printJSON(out, struct {
-				URI    string `json:"uri"`
-				Export string `json:"export"`
-				Size   int64  `json:"size"`
-			}{u, e.Name, e.Size})
-		} else if !g.Quiet {
+		js = append(js, exportJSON{u, e.Name, e.Size})
+		if !g.JSON && !g.Quiet {
 			fmt.Fprintln(out, u)
 		}
+	}
+	if g.JSON {
+		printJSON(out, struct {
+			Exports []exportJSON `json:"exports"`
+		}{js})
 	}
 	mode := "read-only"
 	if o.Overlay != "" {
