@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -271,4 +272,76 @@ func FuzzServeConn(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		srv.ServeConn(&pipeConn{in: bytes.NewReader(in)})
 	})
+}
+
+// Overlay writes (unaligned, across blocks, into the short last block) read
+// back over the base, survive reopening, never reach the base, and an
+// overlay file of another base is refused.
+func TestOverlay(t *testing.T) {
+	vol := testvol.FAT(t, testvol.FATSpec{Bits: 16, SizeMiB: 16, Content: "basic"})
+	f, err := os.Open(vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	size := int64(16<<20 - 1000) // the last block is short
+	base := io.NewSectionReader(f, 0, size)
+	want := make([]byte, size)
+	if _, err := base.ReadAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ov")
+	o, err := OpenOverlay(path, base, size, "vol-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range []struct{ off, n int64 }{{100, 10}, {4000, 9000}, {size - 5000, 5000}, {8192, 4096}} {
+		p := bytes.Repeat([]byte{byte(0xa0 + i)}, int(w.n))
+		if _, err := o.WriteAt(p, w.off); err != nil {
+			t.Fatal(err)
+		}
+		copy(want[w.off:], p)
+	}
+	if _, err := o.WriteAt([]byte{1}, size); err == nil {
+		t.Error("a write past the end succeeded")
+	}
+	check := func(o *Overlay) {
+		t.Helper()
+		got := make([]byte, size)
+		if n, err := o.ReadAt(got, 0); n != len(got) || err != nil {
+			t.Fatalf("read %d: %v", n, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Error("overlay reads differ from the base with the writes")
+		}
+		// A read across the end is short with io.EOF.
+		if n, err := o.ReadAt(make([]byte, 100), size-10); n != 10 || err != io.EOF {
+			t.Errorf("read across the end: %d, %v", n, err)
+		}
+	}
+	check(o)
+	if err := o.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	if o, err = OpenOverlay(path, base, size, "vol-a"); err != nil {
+		t.Fatal(err)
+	}
+	check(o)
+	ext := o.Extents(func(off, n int64) []Extent { return []Extent{{n, true}} })(0, size)
+	if ext[0] != (Extent{4 * 4096, false}) || !ext[1].Hole { // blocks 0-3 written
+		t.Errorf("extents over all-hole base: %v", ext[:2])
+	}
+	o.Close()
+	if _, err := OpenOverlay(path, base, size, "vol-b"); !errors.Is(err, ErrOverlayMismatch) {
+		t.Errorf("overlay of another base: %v", err)
+	}
+	if _, err := OpenOverlay(path, base, size-1, "vol-a"); !errors.Is(err, ErrOverlayMismatch) {
+		t.Errorf("overlay of another size: %v", err)
+	}
+	other := filepath.Join(t.TempDir(), "boot")
+	os.WriteFile(other, want[:8192], 0o644)
+	if _, err := OpenOverlay(other, base, size, "vol-a"); err == nil {
+		t.Error("a file that is not an overlay opened as one")
+	}
 }
