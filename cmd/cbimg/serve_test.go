@@ -608,3 +608,39 @@ func TestServeNBDOverlay(t *testing.T) {
 		t.Errorf("overlay of another image: exit %d (%s), want %d", code, stderr, exitRefused)
 	}
 }
+
+// --nbd tcp:HOST:PORT listens there and prints an nbd:// URI; a bad --nbd
+// is a usage error.
+func TestServeNBDTCP(t *testing.T) {
+	testvol.Need(t, "nbdinfo")
+	fat := testvol.FAT(t, testvol.FATSpec{Bits: 12, Content: "basic"})
+	img := filepath.Join(t.TempDir(), "fat.cbi")
+	if _, stderr, code := cbimg(t, nil, "backup", "-q", fat, img); code != 0 {
+		t.Fatalf("backup: %s", stderr)
+	}
+	cmd := exec.Command(bin, "serve", img, "--nbd", "tcp:127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	uri, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(uri, "nbd://127.0.0.1:") {
+		t.Fatalf("printed %q, %v", uri, err)
+	}
+	st, _ := os.Stat(fat)
+	if size := strings.TrimSpace(run(t, "nbdinfo", "--size", strings.TrimSpace(uri))); size != strconv.FormatInt(st.Size(), 10) {
+		t.Errorf("size %s over TCP, want %d", size, st.Size())
+	}
+	if _, _, code := cbimg(t, nil, "serve", img, "--nbd", "http://x"); code != exitUsage {
+		t.Errorf("--nbd http://x: exit %d, want %d", code, exitUsage)
+	}
+}
