@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -199,6 +200,7 @@ func TestServeNBD(t *testing.T) {
 		{"fat16-cbi", fatCBI},
 		{"ntfs-cbi", ntfsCBI},
 		{"fat16-partclone", testvol.Partclone(t, "partclone.fat16", fat, false)},
+		{"ntfs-ntfsclone", testvol.NTFSClone(t, ntfs, false)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			restored := filepath.Join(t.TempDir(), "restored")
@@ -371,6 +373,19 @@ func TestServeNBDBadClients(t *testing.T) {
 	c.Write(make([]byte, 512))
 	if _, err := c.Read(rep[:]); err != nil || binary.BigEndian.Uint32(rep[4:]) != 1 {
 		t.Fatalf("write: errno %d, %v (want EPERM)", binary.BigEndian.Uint32(rep[4:]), err)
+	}
+	// Simple replies (no structured replies negotiated) carry the bytes.
+	nbdRequest(t, c, 0, 4096, 8192)
+	got := make([]byte, 16+8192)
+	if _, err := io.ReadFull(c, got); err != nil || binary.BigEndian.Uint32(got[4:]) != 0 {
+		t.Fatalf("read: %v, errno %d", err, binary.BigEndian.Uint32(got[4:]))
+	}
+	wantVol, err := os.ReadFile(fat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[16:], wantVol[4096:4096+8192]) {
+		t.Error("a simple-reply read differs from the volume")
 	}
 	// A read past the end is refused too.
 	nbdRequest(t, c, 0, uint64(size)-512, 1024)
