@@ -97,7 +97,11 @@ func listenNBD(spec string) (l net.Listener, uri string, cleanup func(), err err
 		if err != nil {
 			return nil, "", nil, err
 		}
-		return l, "nbd+unix:///{name}?socket=" + addr, func() { os.Remove(addr) }, nil
+		abs, err := filepath.Abs(addr)
+		if err != nil {
+			abs = addr
+		}
+		return l, "nbd+unix:///{name}?socket=" + abs, func() { os.Remove(addr) }, nil
 	case "tcp":
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
