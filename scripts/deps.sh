@@ -2,7 +2,7 @@
 # Installs the Debian packages cbimg's tests and demo need (as root), unless
 # they are all present already, and fetches the Go modules.
 set -euo pipefail
-pkgs=(ntfs-3g dosfstools mtools sleuthkit partclone fuse3 zstd openssl perl python3 util-linux gawk attr fdisk gdisk time hyperfine wine wine64 gcc-mingw-w64-x86-64 tmux fusefat e2fsprogs exfatprogs exfat-fuse qemu-utils ewf-tools pigz xz-utils bzip2 lz4)
+pkgs=(ntfs-3g dosfstools mtools sleuthkit partclone fuse3 zstd openssl perl python3 util-linux gawk attr fdisk gdisk time hyperfine wine wine64 gcc-mingw-w64-x86-64 tmux fusefat e2fsprogs exfatprogs exfat-fuse qemu-utils libnbd-bin nbd-client ewf-tools pigz xz-utils bzip2 lz4)
 # Clonezilla's ocs-sr makes real image directories for the tests; its
 # recommended packages (a whole DRBL server) are not needed.
 norec=(clonezilla)
