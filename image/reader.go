@@ -426,6 +426,33 @@ func checkBlocks(data, sums []byte, first int64, fr *frame) error {
 	return nil
 }
 
+// checkBlocksAndStored checks the stored bytes of a raw chunk with block
+// checksums (logical bytes, then one CRC32C per block) in one pass: each
+// block against its checksum, and the CRC of all stored bytes, combined
+// from the block CRCs, against the frame's.
+func checkBlocksAndStored(stored []byte, fr *frame) error {
+	data, sums := stored[:fr.LogicalLen], stored[fr.LogicalLen:]
+	var all uint32
+	for i := 0; i*BlockSize < len(data); i++ {
+		blk := data[i*BlockSize : min((i+1)*BlockSize, len(data))]
+		got, want := crc(blk), le32(sums[4*i:])
+		if got != want {
+			return &FormatError{Region: "chunk", Offset: fr.Offset + frameHeaderLen + int64(i)*BlockSize,
+				Msg: fmt.Sprintf("chunk %d block %d: CRC32C %08x, stored %08x", fr.Index, i, got, want), Err: ErrChecksum}
+		}
+		op := blockShift
+		if len(blk) != BlockSize {
+			op = shiftOp(int64(len(blk)))
+		}
+		all = crcCombine(all, got, op)
+	}
+	if all = crcCombine(all, crc(sums), shiftOp(int64(len(sums)))); all != fr.StoredCRC {
+		return &FormatError{Region: "chunk", Offset: fr.Offset + frameHeaderLen,
+			Msg: fmt.Sprintf("chunk %d: data CRC32C %08x, stored %08x", fr.Index, all, fr.StoredCRC), Err: ErrChecksum}
+	}
+	return nil
+}
+
 // digest recomputes the image digest from the header, the bitmap, the
 // chunk table's sums and the trailer: the sums are what chunk data is
 // checked against, so it covers all content.
@@ -546,7 +573,12 @@ func decodeChunk(buf []byte, want *frame, full bool) ([]byte, error) {
 		return nil, bad(want.Offset, ErrFormat, "frame header disagrees with the chunk table")
 	}
 	stored := buf[frameHeaderLen:]
-	if c := crc(stored); c != want.StoredCRC {
+	if full && want.Flags&FrameBlockCRC != 0 && want.storedLenOK() {
+		// One CRC pass checks every block and, combined, the whole.
+		if err := checkBlocksAndStored(stored, want); err != nil {
+			return nil, err
+		}
+	} else if c := crc(stored); c != want.StoredCRC {
 		return nil, bad(want.Offset+frameHeaderLen, ErrChecksum, "data CRC32C %08x, stored %08x", c, want.StoredCRC)
 	}
 	if !want.storedLenOK() {
