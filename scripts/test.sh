@@ -38,7 +38,7 @@ fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "$fuzztime" "$1" 2>&1; }
 # (go.dev/issue/75804); such a run is repeated once. Any other failure, or a
 # written failing input, fails the tests.
 flake() { grep -q 'context deadline exceeded' <<<"$1" && ! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' <<<"$1"; }
-for pkg in ./image ./volume ./disk ./foreign/partclone ./foreign/ntfsclone ./anyimage ./browse ./vdisk/vhd ./vdisk/vhdx ./vdisk/qcow2 ./vdisk/vmdk ./vdisk/ewf ./seekz ./foreign/clonezilla; do
+for pkg in ./image ./volume ./disk ./foreign/partclone ./foreign/ntfsclone ./anyimage ./browse ./vdisk/vhd ./vdisk/vhdx ./vdisk/qcow2 ./vdisk/vmdk ./vdisk/ewf ./seekz ./foreign/clonezilla ./nbd; do
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
 		echo "fuzz $pkg $target for $fuzztime"
 		if ! flog=$(fuzz "$pkg" "$target"); then
