@@ -250,7 +250,7 @@ md=$out/exfat-results.md
 	echo "| op | command | wall s | CPU s | RSS MiB | out MiB | wall ×partclone | check |"
 	echo "|---|---|---|---|---|---|---|---|"
 	awk -F'\t' '
-		NR == FNR { if (FNR > 1 && $2 ~ /^partclone/) pw[$1] = $3; if (FNR > 1 && $2 ~ /zstd/ && $2 ~ /partclone/) pz[$1] = $3; next }
+		NR == FNR { if (FNR > 1 && $2 ~ /^partclone/ && $2 !~ /zstd/) pw[$1] = $3; if (FNR > 1 && $2 ~ /zstd/ && $2 ~ /partclone/) pz[$1] = $3; next }
 		FNR > 1 {
 			ref = ($2 ~ /zstd/) ? pz[$1] : pw[$1]
 			name = $2
